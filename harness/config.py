@@ -1,0 +1,540 @@
+"""Sweep files: the schema, `--set` overrides, validation with clear errors, and grid expansion.
+
+A sweep file is one run's config (dataset, model, loss, optimizer, ...) plus `seeds` and a `grid`
+that maps dotted keys to lists of values. `load_sweep` validates the base config and every grid
+point once, at load; what comes out is a `Sweep` whose `trials` are fully validated `RunConfig`s,
+each with a stable, readable `trial_id`. Everything here is pure (no training, no I/O but reading
+the file), so it is tested without torch doing any work.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.registry import Registry, UnknownName, did_you_mean
+
+
+class ConfigError(ValueError):
+    """A bad sweep file or override: the message names the file, the key and what is allowed."""
+
+
+def _check_name(registry: Registry, name: str) -> str:
+    if name not in registry:
+        raise ValueError(registry.unknown_message(name))
+    return name
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+
+
+class DatasetConfig(Section):
+    name: str = "digits"
+    data_dir: str = "data"
+    download: bool = True
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    split_seed: int = 43
+    augment: str = "none"
+    normalize: str = "none"
+    # synthetic only: a learnable class-conditional image set of any shape
+    num_train: int = Field(2000, gt=0)
+    num_val: Optional[int] = Field(None, ge=0)  # absolute validation size; overrides val_fraction
+    num_test: int = Field(500, gt=0)
+    shape: list[int] = [3, 32, 32]
+    num_classes: int = Field(10, ge=2)
+    # caps for quick checks (`--smoke`): keep at most this many samples per split
+    max_train: Optional[int] = Field(None, gt=0)
+    max_eval: Optional[int] = Field(None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        from harness.data import DATASETS
+
+        return _check_name(DATASETS, v)
+
+    @field_validator("augment")
+    @classmethod
+    def _known_augment(cls, v: str) -> str:
+        from harness.data import AUGMENTATIONS
+
+        return _check_choice("augment preset", v, AUGMENTATIONS)
+
+    @field_validator("normalize")
+    @classmethod
+    def _known_normalize(cls, v: str) -> str:
+        from harness.data import NORMALIZATIONS
+
+        return _check_choice("normalize preset", v, NORMALIZATIONS)
+
+    @field_validator("shape")
+    @classmethod
+    def _chw(cls, v: list[int]) -> list[int]:
+        if len(v) != 3 or min(v) < 1:
+            raise ValueError(f"shape must be [channels, height, width] of positive sizes, got {v}")
+        return v
+
+
+def _check_choice(kind: str, value: str, allowed) -> str:
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"unknown {kind} '{value}'{did_you_mean(value, allowed)}; allowed: {', '.join(allowed)}")
+    return value
+
+
+class ModelConfig(BaseModel):
+    """`arch` plus the options its factory takes (checked against the factory's signature)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    arch: str = "mlp"
+    activation: Optional[str] = None  # None: the model's own activation
+    init: str = "default"
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        from harness.models import MODELS, TORCHVISION_PREFIX
+
+        if v.startswith(TORCHVISION_PREFIX):
+            return v
+        return _check_name(MODELS, v)
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, v: Optional[str]) -> Optional[str]:
+        from harness.models import ACTIVATIONS
+
+        return v if v is None else _check_name(ACTIVATIONS, v)
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, v: str) -> str:
+        from harness.models import INITS
+
+        return _check_name(INITS, v)
+
+    @model_validator(mode="after")
+    def _options_fit_arch(self) -> "ModelConfig":
+        from harness.models import model_options
+
+        allowed = model_options(self.arch)
+        for key in self.options:
+            if key not in allowed:
+                names = sorted(set(allowed) | {"arch", "init"})
+                raise ValueError(
+                    f"model '{self.arch}' has no option '{key}'{did_you_mean(key, names)}; "
+                    f"allowed: {', '.join(names)}"
+                )
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for the model factory (activation included when set)."""
+        opts = dict(self.model_extra or {})
+        if self.activation is not None:
+            opts["activation"] = self.activation
+        return opts
+
+
+class LossConfig(Section):
+    name: str = "cross_entropy"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_loss(cls, v: str) -> str:
+        from harness.losses import LOSSES
+
+        return _check_name(LOSSES, v)
+
+
+class OptimizerConfig(Section):
+    name: str = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    momentum: float = Field(0.0, ge=0.0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0.0)
+    group_lr: dict[str, float] = {}  # parameter group name -> lr (model.param_groups())
+
+    @field_validator("name")
+    @classmethod
+    def _known_optimizer(cls, v: str) -> str:
+        from harness.optimizers import OPTIMIZERS
+
+        return _check_name(OPTIMIZERS, v)
+
+
+class Stage(Section):
+    epochs: int = Field(gt=0)
+    lr: float = Field(gt=0.0)
+
+
+class SchedulerConfig(Section):
+    name: Literal["none", "step", "cosine", "onecycle", "plateau", "staged"] = "none"
+    step_size: int = Field(10, gt=0)  # step: epochs between decays
+    gamma: float = Field(0.1, gt=0.0)  # step: decay factor
+    factor: float = Field(0.1, gt=0.0, lt=1.0)  # plateau
+    patience: int = Field(2, ge=0)  # plateau
+    pct_start: float = Field(0.25, gt=0.0, lt=1.0)  # onecycle
+    warmup_epochs: int = Field(0, ge=0)  # cosine: linear warm-up
+    stages: list[Stage] = []  # staged: [{epochs: 10, lr: 0.1}, {epochs: 10, lr: 0.01}, ...]
+
+    @model_validator(mode="after")
+    def _stages_for_staged(self) -> "SchedulerConfig":
+        if self.name == "staged" and not self.stages:
+            raise ValueError("scheduler 'staged' needs stages: a list of {epochs, lr}")
+        return self
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(128, gt=0)
+    eval_batch_size: int = Field(512, gt=0)
+    precision: Literal["no", "fp16", "bf16"] = "no"
+    compile: bool = False
+    channels_last: bool = False
+    grad_clip: Optional[float] = Field(None, gt=0.0)
+    checkpoint: bool = True  # save a resumable checkpoint every epoch (removed when the trial ends)
+    save_model: bool = False  # keep the best weights as results/<sweep>/models/<trial_id>.pt
+
+
+class EarlyStoppingConfig(Section):
+    enabled: bool = False
+    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+
+    @property
+    def direction(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        return "min" if self.monitor.endswith("loss") else "max"
+
+
+class HealthConfig(Section):
+    enabled: bool = True
+    stall_epochs: int = Field(3, ge=1)  # judge "stuck at chance" after this many epochs
+    stall_margin: float = Field(0.05, ge=0.0)  # within this of chance accuracy (1/classes) is "at chance"
+    stop_on_stall: bool = True
+    vanishing_grad: float = Field(1e-7, ge=0.0)  # a layer's grad norm below this: vanishing
+    exploding_grad: float = Field(1e3, gt=0.0)  # total grad norm above this: exploding
+
+
+class ResourcesConfig(Section):
+    gpus_per_trial: Optional[float] = Field(None, ge=0.0)  # None: 1 when the cluster has GPUs, else 0
+    cpus_per_trial: float = Field(1.0, gt=0.0)
+    workers_per_trial: int = Field(1, ge=1)  # > 1: data-parallel over this many workers
+    max_concurrent: Optional[int] = Field(None, ge=1)
+
+
+class TuneConfig(Section):
+    scheduler: Literal["none", "asha"] = "none"
+    search: Literal["grid", "random"] = "grid"
+    num_samples: int = Field(1, ge=1)  # random search: points drawn from the grid's values
+    metric: Literal["val_acc", "val_loss"] = "val_acc"
+    grace_period: int = Field(1, ge=1)  # asha
+    reduction_factor: int = Field(3, ge=2)  # asha
+
+
+class RunConfig(Section):
+    """Everything one trial needs: a sweep's base config with one grid point and one seed applied."""
+
+    name: str = "sweep"
+    description: str = ""
+    task: Literal["classification"] = "classification"
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    train: TrainConfig = TrainConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    health: HealthConfig = HealthConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    tune: TuneConfig = TuneConfig()
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError(f"name '{v}' must be letters, digits, '_', '-' or '.' (it names the results folder)")
+        return v
+
+    @model_validator(mode="after")
+    def _staged_epochs(self) -> "RunConfig":
+        if self.scheduler.name == "staged":
+            total = sum(s.epochs for s in self.scheduler.stages)
+            if "epochs" not in self.train.model_fields_set:
+                self.train.epochs = total
+            elif self.train.epochs != total:
+                raise ValueError(
+                    f"train.epochs is {self.train.epochs} but the scheduler's stages add up to {total} epochs"
+                )
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """The config as one level of dotted keys (`optimizer.lr`), lists kept as lists."""
+        return flatten(self.model_dump(mode="json"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Dotted keys
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in ("group_lr",):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key}: '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _known_key(key: str) -> Optional[str]:
+    """None if `key` names a field (or a model option), else an error message with a did-you-mean."""
+    parts = key.split(".")
+    model: type[BaseModel] = RunConfig
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            if model is ModelConfig and i == len(parts) - 1:
+                return None  # a model option: checked against the arch's factory on validation
+            where = ".".join(parts[:i]) or "the top level"
+            allowed = sorted(fields) + (["seeds", "grid"] if model is RunConfig else [])
+            return f"unknown key '{part}' in {where}{did_you_mean(part, allowed)}; allowed: {', '.join(allowed)}"
+        annotation = fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif i < len(parts) - 1:
+            return f"'{'.'.join(parts[: i + 1])}' is a value, not a section"
+    if isinstance(fields[parts[-1]].annotation, type) and issubclass(fields[parts[-1]].annotation, BaseModel):
+        return f"'{key}' is a section; grid over one of its keys ({key}.<key>)"
+    return None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'optimizer.lr=0.1' -> ('optimizer.lr', 0.1); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. --set optimizer.lr=0.01")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+# --------------------------------------------------------------------------------------------------
+# Sweeps
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    params: dict[str, Any]  # the grid point (dotted key -> value) plus seed
+    config: RunConfig
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Optional[Path]
+    base: dict[str, Any]  # the raw base config (without grid and seeds)
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def config(self) -> RunConfig:
+        """The first trial's config: settings shared by the whole sweep (name, resources, tune)."""
+        return self.trials[0].config
+
+
+def _short_name(key: str, keys: list[str]) -> str:
+    parts = key.split(".")
+    short = parts[-2] if parts[-1] in ("name", "arch") and len(parts) > 1 else parts[-1]
+    if parts[-1] == "arch":
+        short = "arch"
+    others = [k for k in keys if k != key]
+    if any(_short_name_plain(o) == short for o in others):
+        return key
+    return short
+
+
+def _short_name_plain(key: str) -> str:
+    parts = key.split(".")
+    if parts[-1] == "arch":
+        return "arch"
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "x".join(format_value(v) for v in value)
+    if isinstance(value, dict):
+        return "_".join(f"{k}{format_value(v)}" for k, v in value.items())
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(value))
+
+
+def trial_id(point: dict[str, Any], seed: int) -> str:
+    """A stable, readable id from the grid point: 'activation=relu-lr=0.01-seed=0'."""
+    keys = list(point)
+    parts = [f"{_short_name(k, keys)}={format_value(v)}" for k, v in point.items()]
+    return "-".join(parts + [f"seed={seed}"])
+
+
+def _error(where: str, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+def _validation_message(err: ValidationError) -> tuple[str, str]:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    option = re.search(r"has no option '([^']+)'", msg)
+    if option:
+        key = f"{key}.{option.group(1)}"
+    if first["type"] == "extra_forbidden":
+        msg = _known_key(key) or f"unknown key '{key}'"
+    elif first["type"] == "literal_error":
+        got = first.get("input")
+        expected = re.findall(r"'([^']*)'", first.get("ctx", {}).get("expected", ""))
+        msg = f"'{got}' is not allowed{did_you_mean(str(got), expected)}; allowed: {', '.join(expected)}"
+    elif first["type"] == "missing":
+        msg = "is required"
+    else:
+        got = first.get("input")
+        if not isinstance(got, dict) and first["type"] not in ("value_error", "assertion_error"):
+            msg = f"{msg} (got {got!r})"
+    if len(err.errors()) > 1:
+        msg += f" (and {len(err.errors()) - 1} more problem(s))"
+    return key, msg
+
+
+def validate_run(raw: dict[str, Any], where: str = "<config>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        key, msg = _validation_message(err)
+        raise _error(where, key, msg) from None
+    except UnknownName as err:
+        raise _error(where, "", str(err)) from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a sweep file is a mapping of keys (name, dataset, model, ...), got {type(data).__name__}")
+    return data
+
+
+def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[str] = ()) -> Sweep:
+    """Apply overrides, expand the grid x seeds and validate every trial."""
+    raw = copy.deepcopy(raw)
+    grid = raw.pop("grid", None) or {}
+    seeds = raw.pop("seeds", None)
+    if not isinstance(grid, dict):
+        raise _error(where, "grid", "must map dotted keys to lists of values, e.g. model.activation: [relu, gelu]")
+    if "seed" in raw:
+        raise _error(where, "seed", "use seeds: [0, 1, 2] (a list) in a sweep file")
+    for text in overrides:
+        key, value = parse_override(text)
+        if key == "seeds" or key == "seed":
+            seeds = value if isinstance(value, list) else [value]
+        elif key.startswith("grid."):
+            axis = key[len("grid."):]
+            grid[axis] = value if isinstance(value, list) else [value]
+        else:
+            grid.pop(key, None)  # an override pins that axis
+            problem = _known_key(key)
+            if problem:
+                raise _error("--set", key, problem)
+            set_dotted(raw, key, value)
+    if seeds is None:
+        seeds = [0]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise _error(where, "seeds", f"must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise _error(where, "seeds", f"has duplicates: {seeds}")
+    for key, values in grid.items():
+        problem = _known_key(key) if key not in ("seed", "seeds") else "put seeds in seeds: [...], not in the grid"
+        if problem:
+            raise _error(where, f"grid.{key}", problem)
+        if not isinstance(values, list) or not values:
+            raise _error(where, f"grid.{key}", f"must be a non-empty list of values, got {values!r}")
+        if len({format_value(v) for v in values}) != len(values):
+            raise _error(where, f"grid.{key}", f"has duplicate values: {values}")
+
+    base = validate_run({**raw, "seed": seeds[0]}, where)
+    sweep = Sweep(name=base.name, path=None, base=raw, grid=grid, seeds=seeds)
+    axes = list(grid)
+    for combo in itertools.product(*(grid[k] for k in axes)):
+        point = dict(zip(axes, combo))
+        tree = copy.deepcopy(raw)
+        for key, value in point.items():
+            set_dotted(tree, key, value)
+        for seed in seeds:
+            tree["seed"] = seed
+            tid = trial_id(point, seed)
+            try:
+                config = validate_run(tree, where)
+            except ConfigError as err:
+                raise ConfigError(f"{err} (in grid point {tid})") from None
+            sweep.trials.append(Trial(trial_id=tid, params={**point, "seed": seed}, config=config))
+    return sweep
+
+
+def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
+    """Read, override, expand and validate a sweep file. Raises ConfigError with a one-line message."""
+    path = Path(path)
+    sweep = build_sweep(read_yaml(path), str(path), overrides)
+    sweep.path = path
+    return sweep
+
+
+def grid_size(grid: dict[str, list[Any]], seeds: list[int]) -> int:
+    return math.prod(len(v) for v in grid.values()) * len(seeds)

@@ -1,0 +1,11 @@
+"""Datasets: sources (registry: name -> raw uint8 tensors), the seeded train/val split, device batching.
+
+    splits = load_dataset(cfg.dataset)           # Splits: uint8 NCHW tensors + int64 labels, on CPU
+    batches = DeviceBatches(splits.train_x, splits.train_y, batch_size=128, device=dev, ...)
+"""
+
+from __future__ import annotations
+
+from harness.data.sources import DATASETS, DatasetUnavailable, RawDataset  # noqa: F401
+from harness.data.splits import Splits, load_dataset  # noqa: F401
+from harness.data.loader import DeviceBatches, NORMALIZATIONS, AUGMENTATIONS  # noqa: F401

@@ -1,0 +1,186 @@
+"""The seed models (MLPs and small CNNs of the write-ups in shared/seeds.md); torchvision-based ones live in tv.py.
+
+Every CNN here is a `Classifier`: `features` (convolutions) -> `flatten` -> `head` (linear layers), so a
+transfer experiment can copy `features` and swap `head`. Flatten sizes are computed from `input_shape`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from harness.models import register_model
+from harness.models.activations import make_activation
+
+
+class Classifier(nn.Sequential):
+    """features -> flatten -> head, with the three parts reachable by name."""
+
+    def __init__(self, features: nn.Module, head: nn.Module):
+        super().__init__(OrderedDict(features=features, flatten=nn.Flatten(), head=head))
+
+
+def flat_size(features: nn.Module, input_shape, arch: str) -> int:
+    """How many values `features` outputs per sample for `input_shape`, from one dummy forward pass."""
+    was_training = features.training
+    features.eval()
+    try:
+        with torch.no_grad():
+            out = features(torch.zeros(1, *input_shape))
+    except RuntimeError as e:  # a kernel or pooling window larger than the feature map
+        first_line = str(e).strip().splitlines()[0]
+        raise ValueError(f"model '{arch}': input shape {tuple(input_shape)} is too small ({first_line})") from None
+    finally:
+        features.train(was_training)
+    return out[0].numel()
+
+
+def mlp_head(fan_in: int, widths, num_classes: int, activation: str, dropout: float = 0.0) -> nn.Sequential:
+    """Linear -> act [-> Dropout] for each width, then Linear(-> num_classes)."""
+    layers = []
+    for w in widths:
+        layers += [nn.Linear(fan_in, w), make_activation(activation)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        fan_in = w
+    layers.append(nn.Linear(fan_in, num_classes))
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------------------------------------- MLPs
+
+
+@register_model("mlp")
+def mlp(input_shape, num_classes, activation="relu", widths=(256, 128), dropout=0.0, batchnorm=False):
+    """Flatten -> [Linear -> (BatchNorm1d) -> act -> (Dropout)] per width -> Linear."""
+    layers, fan_in = [nn.Flatten()], math.prod(input_shape)
+    for w in widths:
+        layers.append(nn.Linear(fan_in, w))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(w))
+        layers.append(make_activation(activation))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        fan_in = w
+    layers.append(nn.Linear(fan_in, num_classes))
+    return nn.Sequential(*layers)
+
+
+@register_model("s0_mlp")
+def s0_mlp(input_shape, num_classes, activation="relu"):
+    """S0-A: Flatten -> Linear(3072,256) -> act -> Linear(256,128) -> act -> Linear(128,10) on CIFAR-10."""
+    return mlp(input_shape, num_classes, activation, widths=(256, 128))
+
+
+@register_model("s3_mlp")
+def s3_mlp(input_shape, num_classes, activation="relu"):
+    """S3: Linear(784,100) -> act -> Linear(100,50) -> act -> Linear(50,10) on MNIST."""
+    return mlp(input_shape, num_classes, activation, widths=(100, 50))
+
+
+# ---------------------------------------------------------------------------------------------- CNNs
+
+
+@register_model("cnn_mnist")
+def cnn_mnist(input_shape, num_classes, activation="relu", channels=(10, 20), kernel_size=5, padding=1,
+              hidden=50, dropout=0.0):
+    """S1's MNIST CNN: [conv 5x5 pad 1 -> act -> MaxPool2] x2 -> Linear(500,50) -> act -> Linear(50,10)."""
+    layers, c_in = [], input_shape[0]
+    for c in channels:
+        layers += [nn.Conv2d(c_in, c, kernel_size, padding=padding), make_activation(activation), nn.MaxPool2d(2)]
+        c_in = c
+    features = nn.Sequential(*layers)
+    head = mlp_head(flat_size(features, input_shape, "cnn_mnist"), [hidden], num_classes, activation, dropout)
+    return Classifier(features, head)
+
+
+@register_model("cnn_emnist")
+def cnn_emnist(input_shape, num_classes, activation="leaky_relu", channels=(64, 128), hidden=50):
+    """S1's EMNIST letters CNN: [conv3x3 pad1 -> MaxPool2 -> BatchNorm2d -> act] x2 -> Linear(->50) -> act -> Linear."""
+    layers, c_in = [], input_shape[0]
+    for c in channels:
+        layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(c), make_activation(activation)]
+        c_in = c
+    features = nn.Sequential(*layers)
+    head = mlp_head(flat_size(features, input_shape, "cnn_emnist"), [hidden], num_classes, activation)
+    return Classifier(features, head)
+
+
+def double_conv_blocks(c_in: int, channels, activation: str, padding: int = 1, dropout: float = 0.0,
+                       batchnorm: bool = False) -> nn.Sequential:
+    """[conv3x3 -> act -> conv3x3 -> act -> MaxPool2 (-> Dropout -> BatchNorm2d)] for each (c1, c2) in channels."""
+    layers = []
+    for c1, c2 in channels:
+        layers += [nn.Conv2d(c_in, c1, 3, padding=padding), make_activation(activation),
+                   nn.Conv2d(c1, c2, 3, padding=padding), make_activation(activation), nn.MaxPool2d(2)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(c2))
+        c_in = c2
+    return nn.Sequential(*layers)
+
+
+S0_CHANNELS = ((32, 64), (128, 128), (256, 256))
+
+
+@register_model("s0_cnn")
+def s0_cnn(input_shape, num_classes, activation="relu", channels=S0_CHANNELS):
+    """S0-B: three [conv3x3 -> act -> conv3x3 -> act -> MaxPool2] blocks -> Linear(256*4*4, 10)."""
+    features = double_conv_blocks(input_shape[0], channels, activation)
+    return Classifier(features, nn.Linear(flat_size(features, input_shape, "s0_cnn"), num_classes))
+
+
+@register_model("s0_cnn_bn_dropout")
+def s0_cnn_bn_dropout(input_shape, num_classes, activation="relu", channels=S0_CHANNELS, dropout=0.2):
+    """S0-C: s0_cnn with Dropout(0.2) then BatchNorm2d after each MaxPool."""
+    features = double_conv_blocks(input_shape[0], channels, activation, dropout=dropout, batchnorm=True)
+    return Classifier(features, nn.Linear(flat_size(features, input_shape, "s0_cnn_bn_dropout"), num_classes))
+
+
+@register_model("s2_cnn")
+def s2_cnn(input_shape, num_classes, activation="relu", channels=((32, 64), (64, 128), (128, 256)), padding=0,
+           dropout=0.1):
+    """S2's CNN, as read from the write-up.
+
+    Blocks: Conv(c_in->c1, 3x3, pad 0) -> BatchNorm2d -> act -> Conv(c1->c2, 3x3, pad 0) -> act -> MaxPool2,
+    three of them ("x3 per the text"), the first being Conv(3->32) ... Conv(32->64) as written, the next two
+    doubling the channels. Head: Dropout(0.1) -> Flatten -> Linear(->512) -> act -> Linear(512,256) -> act ->
+    Dropout(0.1) -> Linear(256,10). The write-up's Linear(1920,512) fits no reading of the blocks, so the fan-in
+    is computed from the input shape. With padding 0, three blocks shrink 32x32 to 1x1 before the last pool
+    (32->28->14->10->5->1), so the pools use ceil_mode (identical to floor on even sizes) to keep that 1x1:
+    on CIFAR-10 the head sees 256 features. Inputs under 29x29 (MNIST's 28x28) are too small for three blocks.
+    """
+    layers, c_in = [], input_shape[0]
+    for c1, c2 in channels:
+        layers += [nn.Conv2d(c_in, c1, 3, padding=padding), nn.BatchNorm2d(c1), make_activation(activation),
+                   nn.Conv2d(c1, c2, 3, padding=padding), make_activation(activation), nn.MaxPool2d(2, ceil_mode=True)]
+        c_in = c2
+    features = nn.Sequential(*layers)
+    head = nn.Sequential(
+        nn.Dropout(dropout),  # before Flatten in the original; the same thing after it
+        nn.Linear(flat_size(features, input_shape, "s2_cnn"), 512), make_activation(activation),
+        nn.Linear(512, 256), make_activation(activation),
+        nn.Dropout(dropout),
+        nn.Linear(256, num_classes),
+    )
+    return Classifier(features, head)
+
+
+@register_model("s4_smallcnn")
+def s4_smallcnn(input_shape, num_classes, activation="relu", channels=(16, 32, 64), hidden=128):
+    """S4's SmallCNN: [conv3x3 same -> act -> MaxPool2] x3 -> Flatten(1024) -> Linear(128) -> act -> Linear(10)."""
+    layers, c_in = [], input_shape[0]
+    for c in channels:
+        layers += [nn.Conv2d(c_in, c, 3, padding=1), make_activation(activation), nn.MaxPool2d(2)]
+        c_in = c
+    features = nn.Sequential(*layers)
+    head = mlp_head(flat_size(features, input_shape, "s4_smallcnn"), [hidden], num_classes, activation)
+    return Classifier(features, head)
+
+
+# Torchvision-based models register themselves on import; `torchvision_model` serves `torchvision:<name>`.
+from harness.models.tv import torchvision_model  # noqa: E402,F401

@@ -1,0 +1,124 @@
+"""Watching a run: best epoch, overfitting, early stopping and health flags, as pure functions.
+
+Every function takes the epoch history (a list of per-epoch dicts with `epoch` counted from 1,
+`train_loss`, `val_loss`, `val_acc`, ...) and returns a verdict, so each rule is tested with exact
+values and no training. The trial loop calls `check_epoch` once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+
+def improved(value: float, best: float, direction: str, min_delta: float = 0.0) -> bool:
+    """Whether `value` beats `best` by more than min_delta ('min': lower is better, 'max': higher)."""
+    if not math.isfinite(value):
+        return False
+    if not math.isfinite(best):
+        return True
+    return value < best - min_delta if direction == "min" else value > best + min_delta
+
+
+def best_epoch(history: Sequence[dict], monitor: str = "val_loss", direction: str = "min",
+               min_delta: float = 0.0) -> Optional[int]:
+    """The epoch with the best monitored value (the first one, on ties); None if none is finite."""
+    best, best_at = math.nan, None
+    for row in history:
+        if improved(row[monitor], best, direction, min_delta if best_at is not None else 0.0):
+            best, best_at = row[monitor], row["epoch"]
+    return best_at
+
+
+def epochs_without_improvement(history: Sequence[dict], monitor: str = "val_loss", direction: str = "min",
+                               min_delta: float = 0.0) -> int:
+    at = best_epoch(history, monitor, direction, min_delta)
+    if at is None:
+        return len(history)
+    return history[-1]["epoch"] - at
+
+
+def should_stop_early(history: Sequence[dict], monitor: str, direction: str, patience: int,
+                      min_delta: float = 0.0) -> bool:
+    """Early stopping: no improvement of the monitored value for `patience` epochs."""
+    return epochs_without_improvement(history, monitor, direction, min_delta) >= patience
+
+
+def overfit_epoch(history: Sequence[dict], patience: int = 1, min_delta: float = 0.0) -> Optional[int]:
+    """The first epoch after which validation loss fails to improve by min_delta for `patience`
+    epochs while the training loss keeps falling (lower at the end of that window than at its start).
+
+    With patience=1 this is S3's rule: overfitting shows when validation loss rises above the
+    best so far while training loss still falls.
+    """
+    best, best_at = math.nan, None
+    for i, row in enumerate(history):
+        if improved(row["val_loss"], best, "min", min_delta if best_at is not None else 0.0):
+            best, best_at = row["val_loss"], i
+        elif best_at is not None and i - best_at >= patience:
+            window = history[best_at : i + 1]
+            falling = all(b["train_loss"] < a["train_loss"] for a, b in zip(window, window[1:]))
+            if falling:
+                return history[best_at]["epoch"]
+    return None
+
+
+def generalization_gap(row: dict) -> dict[str, float]:
+    """Validation minus training loss, training minus validation accuracy, for one epoch."""
+    return {"gap_loss": row["val_loss"] - row["train_loss"], "gap_acc": row["train_acc"] - row["val_acc"]}
+
+
+def is_diverged(row: dict) -> bool:
+    """A non-finite training or validation loss."""
+    return not (math.isfinite(row["train_loss"]) and math.isfinite(row.get("val_loss", 0.0)))
+
+
+def at_chance(val_acc: float, num_classes: int, margin: float) -> bool:
+    return val_acc <= 1.0 / num_classes + margin
+
+
+def is_stalled(history: Sequence[dict], num_classes: int, after_epochs: int, margin: float) -> bool:
+    """Validation accuracy still within `margin` of chance (1/classes) after `after_epochs` epochs."""
+    return len(history) >= after_epochs and at_chance(history[-1]["val_acc"], num_classes, margin)
+
+
+@dataclass
+class Verdict:
+    """What the monitor says after an epoch: stop or go on, with which status, and the flags raised."""
+
+    stop: bool = False
+    status: str = "running"
+    flags: list[str] = field(default_factory=list)
+
+
+def check_epoch(history: Sequence[dict], num_classes: int, health, early_stopping) -> Verdict:
+    """Health flags and the stop decision after the last epoch of `history`.
+
+    `health` is a HealthConfig, `early_stopping` an EarlyStoppingConfig. Order of precedence:
+    diverged (stop at once) > stalled (stop when health.stop_on_stall) > early stop.
+    """
+    row = history[-1]
+    epoch = row["epoch"]
+    verdict = Verdict()
+    if health.enabled:
+        if is_diverged(row):
+            return Verdict(stop=True, status="diverged", flags=[f"diverged@{epoch}"])
+        if at_chance(row["val_acc"], num_classes, health.stall_margin):
+            verdict.flags.append(f"at_chance@{epoch}")
+        grad_min = row.get("grad_norm_min_layer")
+        if grad_min is not None and math.isfinite(grad_min) and grad_min < health.vanishing_grad:
+            verdict.flags.append(f"vanishing_grad@{epoch}")
+        grad = row.get("grad_norm")
+        if grad is not None and (not math.isfinite(grad) or grad > health.exploding_grad):
+            verdict.flags.append(f"exploding_grad@{epoch}")
+        if is_stalled(history, num_classes, health.stall_epochs, health.stall_margin):
+            verdict.flags.append(f"stalled@{epoch}")
+            if health.stop_on_stall:
+                verdict.stop, verdict.status = True, "stalled"
+                return verdict
+    if early_stopping.enabled and should_stop_early(
+        history, early_stopping.monitor, early_stopping.direction, early_stopping.patience, early_stopping.min_delta
+    ):
+        verdict.stop, verdict.status = True, "early_stopped"
+    return verdict

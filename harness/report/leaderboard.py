@@ -1,0 +1,115 @@
+"""The leaderboard: configurations ranked by a metric, seeds aggregated as mean, std, n and a 95% CI.
+
+Rules (also printed under the table):
+- Failed and diverged trials are left out of the means (and counted in `excluded`); every other
+  status (completed, early_stopped, stalled) counts.
+- Order: by mean, best first (higher is better unless the metric is a loss, an error or a time).
+- Rank: the position in that order, except that the leader and every entry whose 95% interval
+  overlaps the leader's share rank "1=" (statistically tied with the best). An entry with one seed
+  has no interval; its mean stands in as a point. Entries with no usable value rank "–".
+- `p_vs_top`: a two-sided paired t-test of the entry against the leader over the seeds both have
+  (shown when they share at least two seeds); informative, it does not change the rank.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness.report.results import EXCLUDED, ReportError, Results
+from harness.report.stats import paired_t, summarize
+from harness.report.tables import Table, fmt_int, fmt_interval, fmt_p, view
+
+LOWER_IS_BETTER = ("loss", "error", "seconds", "time", "memory_mb")
+
+
+def higher_is_better(metric: str) -> bool:
+    return not any(metric.endswith(s) or metric.startswith(s) for s in LOWER_IS_BETTER)
+
+
+def metric_columns(trials: pd.DataFrame) -> list[str]:
+    """Numeric per-trial columns that can rank configurations."""
+    skip = {"seed", "epochs_run", "best_epoch", "overfit_epoch", "world_size"}
+    out = []
+    for col in trials.columns:
+        if col in skip or "." in col:
+            continue
+        values = pd.to_numeric(trials[col], errors="coerce")
+        if values.notna().any() and trials[col].map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all():
+            out.append(col)
+    return out
+
+
+def check_metric(results: Results, metric: str) -> None:
+    if metric not in results.trials.columns or metric not in metric_columns(results.trials):
+        allowed = ", ".join(metric_columns(results.trials)) or "(none)"
+        raise ReportError(f"{results.path}: metric '{metric}' is not a numeric trials column; allowed: {allowed}")
+
+
+def _seed_values(group: pd.DataFrame, metric: str) -> dict:
+    kept = group[~group["status"].isin(EXCLUDED)]
+    values = pd.to_numeric(kept[metric], errors="coerce")
+    return {s: v for s, v in zip(kept["seed"], values) if not math.isnan(v)}
+
+
+def leaderboard(results: Results, metric: str = "best_val_acc") -> pd.DataFrame:
+    """One row per configuration, best first: rank, label, mean, std, n, ci_low, ci_high, p_vs_top, ..."""
+    trials = results.trials
+    rows = []
+    for key, group in trials.groupby("config_key", sort=False):
+        by_seed = _seed_values(group, metric)
+        s = summarize(by_seed.values())
+        first = group.iloc[0]
+        rows.append({
+            "label": first["label"], "mean": s.mean, "std": s.std, "n": s.n, "ci_low": s.lo, "ci_high": s.hi,
+            "excluded": int(group["status"].isin(EXCLUDED).sum()), "trials": len(group),
+            "seeds": " ".join(str(k) for k in sorted(by_seed, key=str)),
+            **{axis: first[axis] for axis in results.axes},
+            "config_key": key, "_summary": s, "_by_seed": by_seed,
+        })
+    board = pd.DataFrame(rows)
+    sign = 1 if higher_is_better(metric) else -1
+    board["_order"] = [(s.n == 0, -sign * s.mean if s.n else 0.0, label) for s, label in zip(board["_summary"], board["label"])]
+    board = board.sort_values("_order", key=lambda col: col.map(lambda t: t)).reset_index(drop=True)
+    board = board.iloc[sorted(range(len(board)), key=lambda i: board["_order"][i])].reset_index(drop=True)
+
+    top, top_seeds = board["_summary"][0], board["_by_seed"][0]
+    ties = [i > 0 and s.n > 0 and top.n > 0 and s.overlaps(top) for i, s in enumerate(board["_summary"])]
+    ranks = []
+    for i, s in enumerate(board["_summary"]):
+        if s.n == 0:
+            ranks.append("–")
+        elif i == 0:
+            ranks.append("1=" if any(ties) else "1")
+        else:
+            ranks.append("1=" if ties[i] else str(i + 1))
+    board.insert(0, "rank", ranks)
+    board["tied_with_top"] = [i == 0 and any(ties) or t for i, t in enumerate(ties)]
+    p_values = []
+    for i, by_seed in enumerate(board["_by_seed"]):
+        shared = sorted(set(by_seed) & set(top_seeds), key=str)
+        test = paired_t([by_seed[k] for k in shared], [top_seeds[k] for k in shared]) if i > 0 else None
+        p_values.append(test.p if test else math.nan)
+    board["p_vs_top"] = p_values
+    board["metric"] = metric
+    return board.drop(columns=["_summary", "_by_seed", "_order"])
+
+
+def leaderboard_table(board: pd.DataFrame, metric: str) -> Table:
+    better = "higher" if higher_is_better(metric) else "lower"
+    shown = view(
+        board,
+        {"rank": "rank", "label": "configuration", "mean": f"mean {metric}", "std": "std", "n": "n",
+         "ci": "95% CI", "p_vs_top": "p vs #1 (paired)", "excluded": "excluded"},
+        {"n": fmt_int, "excluded": fmt_int, "p_vs_top": fmt_p},
+    )
+    shown.insert(5, "95% CI", [fmt_interval(lo, hi, n) for lo, hi, n in zip(board["ci_low"], board["ci_high"], board["n"])])
+    note = (
+        f"{better.capitalize()} is better. Mean over seeds, std with ddof=1, 95% CI = mean ± t(0.975, n-1)·std/√n "
+        "(one seed: no interval). Rank `1=`: the leader and every entry whose interval overlaps the leader's "
+        "(a one-seed entry counts as a point) are statistically tied. `p vs #1`: two-sided paired t-test against "
+        "the leader over shared seeds (≥ 2), for information. `excluded`: failed or diverged trials, left out of "
+        "the mean (see diagnosis.md)."
+    )
+    return Table("leaderboard", f"Leaderboard: {metric}", board, shown, note)

@@ -1,0 +1,404 @@
+"""One trial: build data, model, loss, optimizer and schedule from a RunConfig, train with Accelerate,
+watch every epoch, evaluate the best weights on the test split, and write the Parquet rows.
+
+    python -m harness.trial sweeps/quickstart.yaml --set model.activation=gelu
+
+runs ONE trial in-process (the first grid point, or the one the overrides pin) with an epoch line
+per epoch. The same `run_trial` runs inside Ray Tune (harness.sweep) and data-parallel over N
+processes (`accelerate launch` / `torchrun` / Ray Train workers): the batch size is per process,
+the effective batch is batch_size x processes, and metrics are summed across processes.
+
+The hot loop keeps everything on the device: no .item() or host sync per step; sums of loss,
+correct predictions, samples and gradient norms accumulate in one tensor read once per epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from harness import metrics, monitor, store
+from harness.config import ConfigError, RunConfig, Trial, load_sweep
+
+EpochCallback = Callable[[dict, "monitor.Verdict"], None]
+
+
+@dataclass
+class TrialOutcome:
+    trial_id: str
+    status: str
+    row: dict  # the trials.parquet row
+    epochs: list[dict] = field(default_factory=list)
+    classes: list[dict] = field(default_factory=list)
+    confusion: list[dict] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """Internal: ends training early with a status (diverged, stalled, early_stopped)."""
+
+
+def make_accelerator(precision: str = "no"):
+    """An Accelerator on the GPU when there is one, else the CPU; fresh mixed-precision state."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)  # allow a new precision in this process
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+
+
+def train_epoch(model, batches, optimizer, loss_fn, accelerator, scheduler=None, grad_clip=None, skip_first=False):
+    """One pass over the training batches. Returns device tensors: [loss*n, correct, n, grad_norm, steps],
+    the smallest per-layer gradient norm of the last step, and the seconds spent on the first step
+    when `skip_first` (compile warm-up, excluded from throughput)."""
+    model.train()
+    sums = torch.zeros(5, device=accelerator.device, dtype=torch.float64)
+    params = [p for p in model.parameters() if p.requires_grad]
+    weights = [p for p in params if p.dim() > 1]
+    first_step_seconds = 0.0
+    grads = []
+    for step, (x, y) in enumerate(batches):
+        if skip_first and step == 0:
+            t0 = time.perf_counter()
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if grad_clip:
+            grad_norm = accelerator.clip_grad_norm_(params, grad_clip)
+        else:
+            if accelerator.scaler is not None:
+                accelerator.unscale_gradients()
+            grads = [p.grad for p in params if p.grad is not None]
+            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        n = y.shape[0]
+        sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
+                             loss.new_tensor(n, dtype=torch.float64), grad_norm.double(),
+                             loss.new_tensor(1, dtype=torch.float64)])
+        if skip_first and step == 0:
+            _sync(accelerator.device)
+            first_step_seconds = time.perf_counter() - t0
+    weight_grads = [p.grad for p in weights if p.grad is not None]
+    layer_min = torch.stack(torch._foreach_norm(weight_grads)).min() if weight_grads else None
+    return sums, layer_min, first_step_seconds
+
+
+@torch.no_grad()
+def evaluate(model, batches, loss_fn, num_classes: int, accelerator) -> dict:
+    """Exact sample-weighted loss and accuracy plus the confusion matrix, summed across processes."""
+    model.eval()
+    loss_sum = torch.zeros((), device=accelerator.device, dtype=torch.float64)
+    confusion = torch.zeros(num_classes, num_classes, device=accelerator.device, dtype=torch.long)
+    for x, y in batches:
+        with accelerator.autocast():
+            logits = model(x)
+        loss_sum += loss_fn(logits, y).double() * y.shape[0]
+        confusion += metrics.confusion_matrix(logits.argmax(1), y, num_classes)
+    loss_sum = accelerator.reduce(loss_sum, "sum")
+    confusion = accelerator.reduce(confusion, "sum")
+    n = int(confusion.sum())
+    predicted = confusion.sum(0)
+    return {
+        "loss": float(loss_sum) / n if n else math.nan,
+        "acc": float(confusion.diag().sum()) / n if n else math.nan,
+        "top_class_share": float(predicted.max()) / n if n else math.nan,
+        "confusion": confusion.cpu(),
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; process peak RSS
+
+
+def _state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def checkpoint_dir(results_dir: Optional[Path], trial_id: str) -> Optional[Path]:
+    return None if results_dir is None else Path(results_dir) / "checkpoints" / trial_id
+
+
+def run_trial(config: RunConfig, trial_id: str = "trial", results_dir: Optional[str | Path] = None,
+              point: Optional[dict] = None, on_epoch: Optional[EpochCallback] = None,
+              accelerator=None) -> TrialOutcome:
+    """Train one trial end to end and (on the main process) write its rows under results_dir.
+
+    Exceptions become a `failed` trial with the error recorded; KeyboardInterrupt and other
+    BaseExceptions pass through untouched, leaving the last checkpoint to resume from.
+    """
+    accelerator = accelerator or make_accelerator(config.train.precision)
+    results_dir = None if results_dir is None else Path(results_dir)
+    started_at, t_start = now(), time.perf_counter()
+    base = {
+        "trial_id": trial_id, "sweep": config.name, "point": json.dumps(point or {}, sort_keys=True),
+        "device": _device_name(accelerator.device), "precision": config.train.precision,
+        "world_size": accelerator.num_processes, "torch_version": torch.__version__,
+        "config": config.model_dump_json(), "started_at": started_at, **config.flat(),
+    }
+    try:
+        outcome = _train(config, trial_id, results_dir, accelerator, on_epoch, base)
+    except Exception as err:  # noqa: BLE001 - a trial's failure is recorded, never fatal to the sweep
+        message = f"{type(err).__name__}: {err}"
+        detail = "".join(traceback.format_exception(err)[-3:]).strip()
+        row = {**base, "status": "failed", "error": message, "error_detail": detail, "epochs_run": 0}
+        outcome = TrialOutcome(trial_id, "failed", row)
+    outcome.row.update(total_seconds=time.perf_counter() - t_start, finished_at=now())
+    if results_dir is not None and accelerator.is_main_process:
+        store.write_trial(results_dir, trial_id, outcome.row, outcome.epochs, outcome.classes, outcome.confusion)
+        ckpt = checkpoint_dir(results_dir, trial_id)
+        if outcome.status != "failed" and ckpt is not None and ckpt.exists():
+            if config.train.save_model and (ckpt / "best.pt").exists():
+                models = results_dir / "models"
+                models.mkdir(exist_ok=True)
+                shutil.copy(ckpt / "best.pt", models / f"{trial_id}.pt")
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return outcome
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"
+
+
+def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, on_epoch, base: dict) -> TrialOutcome:
+    from accelerate.utils import set_seed
+
+    from harness.data import DeviceBatches, load_dataset
+    from harness.losses import create_loss
+    from harness.models import count_params, create_model
+    from harness.optimizers import create_optimizer
+    from harness.schedulers import create_scheduler
+
+    set_seed(cfg.seed)
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    tc = cfg.train
+
+    # data: every split lives on the device as one uint8 tensor; val/test never augmented
+    splits = load_dataset(cfg.dataset)
+    norm = dict(normalize=cfg.dataset.normalize, mean=splits.split_info.get("mean"), std=splits.split_info.get("std"),
+                channels_last=tc.channels_last, device=device, rank=rank, world_size=world)
+    train_batches = DeviceBatches(splits.train_x, splits.train_y, tc.batch_size, shuffle=True,
+                                  augment=cfg.dataset.augment, seed=cfg.seed, **norm)
+    val_batches = DeviceBatches(splits.val_x, splits.val_y, tc.eval_batch_size, shuffle=False, **norm)
+    test_batches = DeviceBatches(splits.test_x, splits.test_y, tc.eval_batch_size, shuffle=False, **norm)
+    num_classes = splits.num_classes
+
+    # model, optimizer, schedule, loss
+    model = create_model(cfg.model.arch, splits.input_shape, num_classes, init=cfg.model.init, **cfg.model.options)
+    num_params = count_params(model)
+    model = model.to(device)
+    if tc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = create_optimizer(model, cfg.optimizer, device.type)
+    raw_optimizer = optimizer
+    model, optimizer = accelerator.prepare(model, optimizer)
+    scheduler, step_on = create_scheduler(raw_optimizer, cfg.scheduler, cfg.optimizer.lr, tc.epochs, len(train_batches))
+    unwrapped = accelerator.unwrap_model(model)
+    train_model = torch.compile(model) if tc.compile else model
+    eval_model = train_model if world == 1 else unwrapped  # DDP forward would sync buffers across ranks
+    loss_fn = create_loss(cfg.loss)
+    es = cfg.early_stopping
+
+    # resume from the last checkpoint, if this trial was interrupted
+    ckpt = checkpoint_dir(results_dir, trial_id) if tc.checkpoint else None
+    history: list[dict] = []
+    best = {"value": math.nan, "epoch": None, "state": None}
+    start_epoch = 1
+    if ckpt is not None and (ckpt / "last.pt").exists():
+        state = torch.load(ckpt / "last.pt", map_location=device, weights_only=False)
+        unwrapped.load_state_dict(state["model"])
+        raw_optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        history, start_epoch = state["history"], state["epoch"] + 1
+        best.update(value=state["best_value"], epoch=state["best_epoch"])
+        if (ckpt / "best.pt").exists():
+            best["state"] = torch.load(ckpt / "best.pt", map_location=device, weights_only=False)
+    elif ckpt is not None and accelerator.is_main_process:
+        ckpt.mkdir(parents=True, exist_ok=True)
+
+    status = "completed"
+    for epoch in range(start_epoch, tc.epochs + 1):
+        train_batches.set_epoch(epoch)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        lr = raw_optimizer.param_groups[0]["lr"]
+        _sync(device)
+        t0 = time.perf_counter()
+        sums, layer_min, warmup_s = train_epoch(
+            train_model, train_batches, optimizer, loss_fn, accelerator,
+            scheduler if step_on == "batch" else None, tc.grad_clip, skip_first=tc.compile and epoch == start_epoch)
+        sums = accelerator.reduce(sums, "sum")
+        _sync(device)
+        train_seconds = time.perf_counter() - t0 - warmup_s
+        val = evaluate(eval_model, val_batches, loss_fn, num_classes, accelerator)
+        epoch_seconds = time.perf_counter() - t0
+
+        loss_n, correct, n, grad_sum, steps = sums.tolist()
+        images = n - (tc.batch_size * world if warmup_s else 0)
+        row = {
+            "trial_id": trial_id, "epoch": epoch,
+            "train_loss": loss_n / n if n else math.nan, "train_acc": correct / n if n else math.nan,
+            "val_loss": val["loss"], "val_acc": val["acc"], "lr": lr,
+            "grad_norm": grad_sum / steps if steps else math.nan,
+            "grad_norm_min_layer": float(layer_min) if layer_min is not None else math.nan,
+            "epoch_seconds": epoch_seconds, "train_seconds": train_seconds,
+            "images_per_sec": images / train_seconds if train_seconds > 0 else math.nan,
+            "peak_memory_mb": peak_memory_mb(device), "val_top_class_share": val["top_class_share"],
+        }
+        row.update(monitor.generalization_gap(row))
+        history.append(row)
+        verdict = monitor.check_epoch(history, num_classes, cfg.health, es)
+        row["flags"] = ",".join(verdict.flags)
+
+        if monitor.improved(row[es.monitor], best["value"], es.direction, es.min_delta if best["epoch"] else 0.0):
+            best.update(value=row[es.monitor], epoch=epoch, state=_state(unwrapped))
+            if ckpt is not None and accelerator.is_main_process:
+                _save(best["state"], ckpt / "best.pt")
+        if step_on == "epoch" and scheduler is not None:
+            scheduler.step()
+        elif step_on == "plateau" and math.isfinite(row["val_loss"]):
+            scheduler.step(row["val_loss"])
+        if ckpt is not None and accelerator.is_main_process:
+            _save({"model": unwrapped.state_dict(), "optimizer": raw_optimizer.state_dict(),
+                   "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                   "rng_cpu": torch.get_rng_state(),
+                   "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                   "epoch": epoch, "history": history, "best_value": best["value"], "best_epoch": best["epoch"]},
+                  ckpt / "last.pt")
+        if results_dir is not None and accelerator.is_main_process:
+            store.write_part(results_dir, "epochs", trial_id, history)  # visible while the trial runs
+        if on_epoch is not None:
+            on_epoch(row, verdict)
+        if verdict.stop:
+            status = verdict.status
+            break
+
+    # the best weights, on the test split
+    if best["state"] is not None:
+        unwrapped.load_state_dict(best["state"])
+    test = evaluate(eval_model, test_batches, loss_fn, num_classes, accelerator)
+    per_class = metrics.per_class(test["confusion"])
+    summary = metrics.summary(test["confusion"])
+    flags = [f for r in history for f in (r.get("flags") or "").split(",") if f]
+    throughput = [r["images_per_sec"] for r in history if math.isfinite(r["images_per_sec"])]
+    row = {
+        **base, "status": status, "params": num_params, "epochs_run": len(history),
+        "best_epoch": best["epoch"], "overfit_epoch": monitor.overfit_epoch(history, es.patience, es.min_delta),
+        "best_val_loss": min((r["val_loss"] for r in history if math.isfinite(r["val_loss"])), default=math.nan),
+        "best_val_acc": max((r["val_acc"] for r in history if math.isfinite(r["val_acc"])), default=math.nan),
+        "test_loss": test["loss"], "test_acc": test["acc"], "test_macro_f1": summary["macro_f1"],
+        "test_micro_f1": summary["micro_f1"], "test_top_class_share": test["top_class_share"],
+        "train_images_per_sec": sum(throughput) / len(throughput) if throughput else math.nan,
+        "health": json.dumps(flags), "error": None, "num_classes": num_classes,
+        "input_shape": list(splits.input_shape), "split_hash": splits.split_info.get("val_hash"),
+    }
+    classes = [{"trial_id": trial_id, "class_index": i, "class_name": splits.class_names[i],
+                "precision": per_class["precision"][i], "recall": per_class["recall"][i],
+                "f1": per_class["f1"][i], "support": per_class["support"][i]} for i in range(num_classes)]
+    cm = test["confusion"]
+    confusion = [{"trial_id": trial_id, "true": t, "pred": p, "count": int(cm[t, p])}
+                 for t in range(num_classes) for p in range(num_classes) if cm[t, p] > 0]
+    return TrialOutcome(trial_id, status, row, history, classes, confusion)
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+
+
+def format_epoch(row: dict, epochs: int) -> str:
+    ips = row["images_per_sec"]
+    speed = f"{ips / 1000:.1f}k img/s" if math.isfinite(ips) else "- img/s"
+    flags = f"  [{row['flags']}]" if row.get("flags") else ""
+    return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
+            f" | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} | lr {row['lr']:.2e}"
+            f" | {speed} | {row['epoch_seconds']:.1f}s{flags}")
+
+
+def pick_trial(trials: list[Trial]) -> Trial:
+    """The first grid point (the overrides pin the rest)."""
+    return trials[0]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.trial", description="Run ONE trial of a sweep in-process.")
+    parser.add_argument("sweep", help="sweep file (YAML)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable); pins a grid axis")
+    parser.add_argument("--results-dir", default="results", help="parent folder of results/<sweep name>/")
+    parser.add_argument("--trial-id", help="run this trial of the expanded grid instead of the first")
+    args = parser.parse_args(argv)
+    try:
+        sweep = load_sweep(args.sweep, args.overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    trial = pick_trial(sweep.trials)
+    if args.trial_id:
+        match = [t for t in sweep.trials if t.trial_id == args.trial_id]
+        if not match:
+            print(f"error: no trial '{args.trial_id}' in {args.sweep}; e.g. {sweep.trials[0].trial_id}", file=sys.stderr)
+            return 2
+        trial = match[0]
+    results_dir = Path(args.results_dir) / sweep.name
+    accelerator = make_accelerator(trial.config.train.precision)
+    say = accelerator.print
+    say(f"trial {trial.trial_id} ({len(sweep.trials)} in the grid) on {_device_name(accelerator.device)}"
+        f" x{accelerator.num_processes}, precision {trial.config.train.precision}")
+    outcome = run_trial(trial.config, trial.trial_id, results_dir, trial.params,
+                        on_epoch=lambda row, _: say(format_epoch(row, trial.config.train.epochs)),
+                        accelerator=accelerator)
+    r = outcome.row
+    if outcome.status == "failed":
+        say(f"failed: {r['error']}")
+        return 1
+    say(f"{outcome.status}: best epoch {r['best_epoch']}, best val acc {r['best_val_acc']:.4f}, "
+        f"test acc {r['test_acc']:.4f}, test macro F1 {r['test_macro_f1']:.4f}"
+        + (f", overfit after epoch {r['overfit_epoch']}" if r["overfit_epoch"] else ""))
+    say(f"results: {results_dir}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
