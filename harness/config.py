@@ -233,6 +233,7 @@ class HealthConfig(Section):
     stall_epochs: int = Field(3, ge=1)  # judge "stuck at chance" after this many epochs
     stall_margin: float = Field(0.05, ge=0.0)  # within this of chance accuracy (1/classes) is "at chance"
     stop_on_stall: bool = True
+    divergence_factor: float = Field(100.0, gt=1.0)  # train loss above this x a uniform prediction's: diverged
     vanishing_grad: float = Field(1e-7, ge=0.0)  # a layer's grad norm below this: vanishing
     exploding_grad: float = Field(1e3, gt=0.0)  # total grad norm above this: exploding
 
@@ -488,8 +489,9 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
         elif key.startswith("grid."):
             axis = key[len("grid."):]
             grid[axis] = value if isinstance(value, list) else [value]
+        elif key in grid:
+            grid[key] = [value]  # an override pins that axis (kept in the trial id)
         else:
-            grid.pop(key, None)  # an override pins that axis
             problem = _known_key(key)
             if problem:
                 raise _error("--set", key, problem)

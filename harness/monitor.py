@@ -69,9 +69,12 @@ def generalization_gap(row: dict) -> dict[str, float]:
     return {"gap_loss": row["val_loss"] - row["train_loss"], "gap_acc": row["train_acc"] - row["val_acc"]}
 
 
-def is_diverged(row: dict) -> bool:
-    """A non-finite training or validation loss."""
-    return not (math.isfinite(row["train_loss"]) and math.isfinite(row.get("val_loss", 0.0)))
+def is_diverged(row: dict, uniform_loss: Optional[float] = None, factor: float = 100.0) -> bool:
+    """A non-finite training or validation loss, or a training loss `factor` times that of a
+    uniform prediction (the loss of all-zero logits): the weights have blown up."""
+    if not (math.isfinite(row["train_loss"]) and math.isfinite(row.get("val_loss", 0.0))):
+        return True
+    return uniform_loss is not None and row["train_loss"] > factor * uniform_loss
 
 
 def at_chance(val_acc: float, num_classes: int, margin: float) -> bool:
@@ -92,17 +95,19 @@ class Verdict:
     flags: list[str] = field(default_factory=list)
 
 
-def check_epoch(history: Sequence[dict], num_classes: int, health, early_stopping) -> Verdict:
+def check_epoch(history: Sequence[dict], num_classes: int, health, early_stopping,
+                uniform_loss: Optional[float] = None) -> Verdict:
     """Health flags and the stop decision after the last epoch of `history`.
 
-    `health` is a HealthConfig, `early_stopping` an EarlyStoppingConfig. Order of precedence:
-    diverged (stop at once) > stalled (stop when health.stop_on_stall) > early stop.
+    `health` is a HealthConfig, `early_stopping` an EarlyStoppingConfig, `uniform_loss` the loss of
+    a uniform prediction (for the divergence rule). Order of precedence: diverged (stop at once) >
+    stalled (stop when health.stop_on_stall) > early stop.
     """
     row = history[-1]
     epoch = row["epoch"]
     verdict = Verdict()
     if health.enabled:
-        if is_diverged(row):
+        if is_diverged(row, uniform_loss, health.divergence_factor):
             return Verdict(stop=True, status="diverged", flags=[f"diverged@{epoch}"])
         if at_chance(row["val_acc"], num_classes, health.stall_margin):
             verdict.flags.append(f"at_chance@{epoch}")

@@ -235,6 +235,7 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
     train_model = torch.compile(model) if tc.compile else model
     eval_model = train_model if world == 1 else unwrapped  # DDP forward would sync buffers across ranks
     loss_fn = create_loss(cfg.loss)
+    uniform_loss = float(loss_fn(torch.zeros(len(splits.train_y), num_classes), splits.train_y))
     es = cfg.early_stopping
 
     # resume from the last checkpoint, if this trial was interrupted
@@ -289,7 +290,7 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
         }
         row.update(monitor.generalization_gap(row))
         history.append(row)
-        verdict = monitor.check_epoch(history, num_classes, cfg.health, es)
+        verdict = monitor.check_epoch(history, num_classes, cfg.health, es, uniform_loss)
         row["flags"] = ",".join(verdict.flags)
 
         if monitor.improved(row[es.monitor], best["value"], es.direction, es.min_delta if best["epoch"] else 0.0):

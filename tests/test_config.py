@@ -51,7 +51,8 @@ def test_trial_ids_name_sections_for_name_keys_and_lists():
 def test_override_pins_a_grid_axis_and_parses_yaml_values():
     s = build_sweep({**BASE, "grid": {"model.activation": ["relu", "gelu"], "optimizer.lr": [0.1, 0.01]}},
                     "t.yaml", ["model.activation=tanh", "train.epochs=3", "seeds=[4, 5]"])
-    assert [t.trial_id for t in s.trials] == ["lr=0.1-seed=4", "lr=0.1-seed=5", "lr=0.01-seed=4", "lr=0.01-seed=5"]
+    assert [t.trial_id for t in s.trials] == ["activation=tanh-lr=0.1-seed=4", "activation=tanh-lr=0.1-seed=5",
+                                            "activation=tanh-lr=0.01-seed=4", "activation=tanh-lr=0.01-seed=5"]
     assert {t.config.model.activation for t in s.trials} == {"tanh"}
     assert s.trials[0].config.train.epochs == 3
     assert parse_override("optimizer.betas=[0.8, 0.9]") == ("optimizer.betas", [0.8, 0.9])

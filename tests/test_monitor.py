@@ -51,6 +51,13 @@ def test_divergence_stops_at_once():
     assert (v.stop, v.status, v.flags) == (True, "diverged", ["diverged@2"])
 
 
+def test_exploding_but_finite_loss_is_divergence():
+    h = hist([250.0], [300.0], acc=[0.1])
+    v = check_epoch(h, 10, HealthConfig(divergence_factor=100), EarlyStoppingConfig(), uniform_loss=2.302585)
+    assert (v.stop, v.status) == (True, "diverged")
+    assert not check_epoch(h, 10, HealthConfig(divergence_factor=200), EarlyStoppingConfig(), uniform_loss=2.302585).stop
+
+
 def test_stalled_at_chance_after_k_epochs():
     health = HealthConfig(stall_epochs=3, stall_margin=0.05)
     h = hist([2.3, 2.2, 2.1], [2.3, 2.3, 2.3], acc=[0.10, 0.12, 0.14])  # S2: loss falls, accuracy at chance

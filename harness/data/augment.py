@@ -1,7 +1,7 @@
 """Batched augmentation on the device: float [B, C, H, W] images on the 0..1 scale in, same out.
 
 Each preset is a function (x, generator) -> x that draws per-sample parameters from `generator`
-(which lives on x's device) and applies them to the whole batch at once: crops are one gather,
+(which lives on x's device) and applies them to the whole batch at once: crops are gathers,
 geometric transforms are one per-sample 3x3 homography turned into a sampling grid for
 grid_sample, colour changes are blends. No PIL, no per-sample Python loops.
 
@@ -14,8 +14,6 @@ grid_sample, colour changes are blends. No PIL, no per-sample Python loops.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +66,7 @@ def _homography(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     rows_x = torch.stack([x, y, one, zero, zero, zero, -x * X, -y * X], dim=-1)
     rows_y = torch.stack([zero, zero, zero, x, y, one, -x * Y, -y * Y], dim=-1)
     a = torch.cat([rows_x, rows_y], dim=1)  # [B, 8, 8]
-    h = torch.linalg.solve(a, torch.cat([X, Y], dim=1))
+    h = torch.linalg.solve_ex(a, torch.cat([X, Y], dim=1)).result  # _ex: no error check, no host sync
     return torch.cat([h, torch.ones_like(h[:, :1])], dim=1).view(-1, 3, 3)
 
 
@@ -92,7 +90,7 @@ def warp(x: torch.Tensor, m: torch.Tensor, padding_mode: str = "zeros") -> torch
     points = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).view(1, h * w, 3)
     src = points @ m.transpose(1, 2)  # [B, H*W, 3]
     src = src[..., :2] / src[..., 2:]
-    grid = (src * torch.tensor([s / (w / 2), s / (h / 2)], device=x.device)).view(b, h, w, 2)  # -> grid_sample's -1..1
+    grid = torch.stack([src[..., 0] * (2 * s / w), src[..., 1] * (2 * s / h)], dim=-1).view(b, h, w, 2)  # -> -1..1
     return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
@@ -130,7 +128,7 @@ def none(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def standard(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crop of the zero-padded image plus horizontal flip, as one gather."""
+    """Random crop of the zero-padded image plus horizontal flip: a gather of rows, then of columns."""
     b, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (b, 1), generator=g, device=x.device)
@@ -139,9 +137,8 @@ def standard(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
     rows = dy + torch.arange(h, device=x.device)  # [B, H]
     cols = torch.arange(w, device=x.device)
     cols = dx + torch.where(flip, w - 1 - cols, cols)  # [B, W]
-    batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
-    chan = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    return padded[batch, chan, rows.view(b, 1, h, 1), cols.view(b, 1, 1, w)]
+    out = padded.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2 * pad))
+    return out.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
 
 
 def heavy(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -35,10 +35,10 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of uint8 [N, C, H, W] images, on the 0..1 scale."""
     total = torch.zeros(images.shape[1], dtype=torch.float64)
     squares = torch.zeros_like(total)
-    for chunk in images.split(4096):  # float64 in chunks: exact enough, little memory
+    for chunk in images.split(1024):  # float64 in chunks: exact sums of integers, little memory
         chunk = chunk.double()
         total += chunk.sum(dim=(0, 2, 3))
-        squares += chunk.square().sum(dim=(0, 2, 3))
+        squares += chunk.square_().sum(dim=(0, 2, 3))
     count = max(images.numel() // images.shape[1], 1)
     mean = total / count
     std = (squares / count - mean.square()).clamp(min=0).sqrt()

@@ -14,6 +14,7 @@ Rules (also printed under the table):
 from __future__ import annotations
 
 import math
+import numbers
 
 import pandas as pd
 
@@ -28,17 +29,19 @@ def higher_is_better(metric: str) -> bool:
     return not any(metric.endswith(s) or metric.startswith(s) for s in LOWER_IS_BETTER)
 
 
+def _numeric(col: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(col):
+        return False
+    values = col.dropna()
+    if pd.api.types.is_numeric_dtype(col):
+        return len(values) > 0
+    return len(values) > 0 and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+
+
 def metric_columns(trials: pd.DataFrame) -> list[str]:
-    """Numeric per-trial columns that can rank configurations."""
+    """Numeric per-trial columns that can rank configurations (not config keys, not bookkeeping)."""
     skip = {"seed", "epochs_run", "best_epoch", "overfit_epoch", "world_size"}
-    out = []
-    for col in trials.columns:
-        if col in skip or "." in col:
-            continue
-        values = pd.to_numeric(trials[col], errors="coerce")
-        if values.notna().any() and trials[col].map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all():
-            out.append(col)
-    return out
+    return [c for c in trials.columns if c not in skip and "." not in c and _numeric(trials[c])]
 
 
 def check_metric(results: Results, metric: str) -> None:
@@ -51,6 +54,11 @@ def _seed_values(group: pd.DataFrame, metric: str) -> dict:
     kept = group[~group["status"].isin(EXCLUDED)]
     values = pd.to_numeric(kept[metric], errors="coerce")
     return {s: v for s, v in zip(kept["seed"], values) if not math.isnan(v)}
+
+
+def _order(s, label: str, sign: int) -> tuple:
+    """Best mean first; configurations without a usable value last; ties in mean by label."""
+    return (s.n == 0, -sign * s.mean if s.n else 0.0, label)
 
 
 def leaderboard(results: Results, metric: str = "best_val_acc") -> pd.DataFrame:
@@ -70,9 +78,8 @@ def leaderboard(results: Results, metric: str = "best_val_acc") -> pd.DataFrame:
         })
     board = pd.DataFrame(rows)
     sign = 1 if higher_is_better(metric) else -1
-    board["_order"] = [(s.n == 0, -sign * s.mean if s.n else 0.0, label) for s, label in zip(board["_summary"], board["label"])]
-    board = board.sort_values("_order", key=lambda col: col.map(lambda t: t)).reset_index(drop=True)
-    board = board.iloc[sorted(range(len(board)), key=lambda i: board["_order"][i])].reset_index(drop=True)
+    order = sorted(range(len(board)), key=lambda i: _order(board["_summary"][i], board["label"][i], sign))
+    board = board.iloc[order].reset_index(drop=True)
 
     top, top_seeds = board["_summary"][0], board["_by_seed"][0]
     ties = [i > 0 and s.n > 0 and top.n > 0 and s.overlaps(top) for i, s in enumerate(board["_summary"])]
@@ -85,7 +92,7 @@ def leaderboard(results: Results, metric: str = "best_val_acc") -> pd.DataFrame:
         else:
             ranks.append("1=" if ties[i] else str(i + 1))
     board.insert(0, "rank", ranks)
-    board["tied_with_top"] = [i == 0 and any(ties) or t for i, t in enumerate(ties)]
+    board["tied_with_top"] = [any(ties) if i == 0 else t for i, t in enumerate(ties)]
     p_values = []
     for i, by_seed in enumerate(board["_by_seed"]):
         shared = sorted(set(by_seed) & set(top_seeds), key=str)
@@ -93,7 +100,7 @@ def leaderboard(results: Results, metric: str = "best_val_acc") -> pd.DataFrame:
         p_values.append(test.p if test else math.nan)
     board["p_vs_top"] = p_values
     board["metric"] = metric
-    return board.drop(columns=["_summary", "_by_seed", "_order"])
+    return board.drop(columns=["_summary", "_by_seed"])
 
 
 def leaderboard_table(board: pd.DataFrame, metric: str) -> Table:
@@ -101,7 +108,7 @@ def leaderboard_table(board: pd.DataFrame, metric: str) -> Table:
     shown = view(
         board,
         {"rank": "rank", "label": "configuration", "mean": f"mean {metric}", "std": "std", "n": "n",
-         "ci": "95% CI", "p_vs_top": "p vs #1 (paired)", "excluded": "excluded"},
+         "p_vs_top": "p vs #1 (paired)", "excluded": "excluded"},
         {"n": fmt_int, "excluded": fmt_int, "p_vs_top": fmt_p},
     )
     shown.insert(5, "95% CI", [fmt_interval(lo, hi, n) for lo, hi, n in zip(board["ci_low"], board["ci_high"], board["n"])])

@@ -1,0 +1,57 @@
+"""Two results directories side by side: each configuration's mean and interval in A and in B and
+the delta A - B, matched on the configuration (grid point without seed).
+
+A is the directory being reported on, B the one given with --compare. `differs` is true when both
+have intervals (or points) and they do not overlap. Configurations found in only one directory are
+listed with the other side empty.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.report.tables import Table, fmt, fmt_interval, view
+
+KEEP = ["config_key", "label", "rank", "mean", "n", "ci_low", "ci_high"]
+
+
+def compare(board_a: pd.DataFrame, board_b: pd.DataFrame) -> pd.DataFrame:
+    """Rows in A's order, then B-only configurations: label, rank/mean/n/ci of each side, delta, differs."""
+    a = board_a[KEEP].add_suffix("_a").rename(columns={"config_key_a": "config_key", "label_a": "label"})
+    b = board_b[KEEP].add_suffix("_b").rename(columns={"config_key_b": "config_key", "label_b": "label_b"})
+    merged = a.merge(b, on="config_key", how="outer", sort=False)
+    merged["label"] = merged["label"].fillna(merged["label_b"])
+    merged["delta"] = merged["mean_a"] - merged["mean_b"]
+
+    def bounds(row, side):
+        lo, hi, mean = row[f"ci_low_{side}"], row[f"ci_high_{side}"], row[f"mean_{side}"]
+        return (mean, mean) if pd.isna(lo) else (lo, hi)
+
+    differs = []
+    for _, row in merged.iterrows():
+        if pd.isna(row["mean_a"]) or pd.isna(row["mean_b"]):
+            differs.append(None)
+            continue
+        (alo, ahi), (blo, bhi) = bounds(row, "a"), bounds(row, "b")
+        differs.append(bool(ahi < blo or bhi < alo))
+    merged["differs"] = differs
+    order = {k: i for i, k in enumerate(list(board_a["config_key"]) + list(board_b["config_key"]))}
+    merged["_o"] = merged["config_key"].map(order)
+    merged = merged.sort_values("_o").drop(columns=["_o", "label_b"]).reset_index(drop=True)
+    return merged[["label", "rank_a", "mean_a", "n_a", "ci_low_a", "ci_high_a", "rank_b", "mean_b", "n_b",
+                   "ci_low_b", "ci_high_b", "delta", "differs", "config_key"]]
+
+
+def compare_table(frame: pd.DataFrame, name_a: str, name_b: str, metric: str) -> Table:
+    shown = view(frame, {"label": "configuration", "rank_a": f"rank {name_a}", "mean_a": f"{name_a}"})
+    shown[f"CI {name_a}"] = [fmt_interval(lo, hi, n) for lo, hi, n in zip(frame["ci_low_a"], frame["ci_high_a"], frame["n_a"])]
+    shown[f"rank {name_b}"] = [fmt(r) for r in frame["rank_b"]]
+    shown[name_b] = [fmt(m) for m in frame["mean_b"]]
+    shown[f"CI {name_b}"] = [fmt_interval(lo, hi, n) for lo, hi, n in zip(frame["ci_low_b"], frame["ci_high_b"], frame["n_b"])]
+    shown["Δ (A − B)"] = [("+" if d > 0 else "") + fmt(d) if not pd.isna(d) else "–" for d in frame["delta"]]
+    shown["differs"] = [fmt(d) for d in frame["differs"]]
+    note = (
+        f"{metric} per configuration: A = {name_a}, B = {name_b}. `differs`: the two 95% intervals do not overlap "
+        "(one seed counts as a point)."
+    )
+    return Table("compare", f"Compare {name_a} (A) vs {name_b} (B)", frame, shown, note)

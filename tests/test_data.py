@@ -1,0 +1,420 @@
+"""harness.data: dataset sources (on tiny fixtures in the real on-disk formats), splits, device batching."""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import struct
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+from harness.config import DatasetConfig
+from harness.data import DATASETS, DatasetUnavailable, DeviceBatches, load_dataset
+from harness.data import augment as aug
+
+
+def dataset_cfg(**kw) -> DatasetConfig:
+    return DatasetConfig(**{"download": False, **kw})
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures in torchvision's formats
+
+
+def write_pickle(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+def write_idx(path, array: np.ndarray):
+    """An IDX (MNIST) file: magic 0x0000_08_<ndim> then big-endian int32 sizes, then uint8 data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def trust_cifar_files(monkeypatch):
+    """torchvision's CIFAR checks the MD5s of the real files; accept our small fixtures."""
+    import torchvision.datasets.cifar
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args, **kwargs: True)
+
+
+def test_cifar10_reads_torchvision_pickles(tmp_path, trust_cifar_files):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    batches = []
+    for i in range(1, 6):
+        data, labels = rng.integers(0, 256, (2, 3072), dtype=np.uint8), [i % 10, (i + 3) % 10]
+        write_pickle(folder / f"data_batch_{i}", {"data": data, "labels": labels})
+        batches.append((data, labels))
+    test_data = rng.integers(0, 256, (3, 3072), dtype=np.uint8)
+    write_pickle(folder / "test_batch", {"data": test_data, "labels": [7, 8, 9]})
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    write_pickle(folder / "batches.meta", {"label_names": names})
+
+    raw = DATASETS.get("cifar10")(dataset_cfg(name="cifar10", data_dir=str(tmp_path)))
+    expected_x = torch.from_numpy(np.concatenate([d for d, _ in batches])).view(10, 3, 32, 32)
+    assert raw.train_x.dtype == torch.uint8 and raw.train_x.shape == (10, 3, 32, 32)
+    assert torch.equal(raw.train_x, expected_x)
+    assert raw.train_y.dtype == torch.int64
+    assert raw.train_y.tolist() == [label for _, labels in batches for label in labels]
+    assert torch.equal(raw.test_x, torch.from_numpy(test_data).view(3, 3, 32, 32))
+    assert raw.test_y.tolist() == [7, 8, 9]
+    assert raw.class_names == names
+
+
+def test_cifar100_reads_torchvision_pickles(tmp_path, trust_cifar_files):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-100-python"
+    train, test = rng.integers(0, 256, (4, 3072), dtype=np.uint8), rng.integers(0, 256, (2, 3072), dtype=np.uint8)
+    write_pickle(folder / "train", {"data": train, "fine_labels": [0, 99, 5, 42], "coarse_labels": [0, 1, 2, 3]})
+    write_pickle(folder / "test", {"data": test, "fine_labels": [3, 4], "coarse_labels": [0, 0]})
+    names = [f"class{i}" for i in range(100)]
+    write_pickle(folder / "meta", {"fine_label_names": names, "coarse_label_names": [f"c{i}" for i in range(20)]})
+
+    raw = DATASETS.get("cifar100")(dataset_cfg(name="cifar100", data_dir=str(tmp_path)))
+    assert torch.equal(raw.train_x, torch.from_numpy(train).view(4, 3, 32, 32))
+    assert raw.train_y.tolist() == [0, 99, 5, 42]
+    assert torch.equal(raw.test_x, torch.from_numpy(test).view(2, 3, 32, 32))
+    assert raw.test_y.tolist() == [3, 4]
+    assert raw.class_names == names
+
+
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_family_reads_idx_files(tmp_path, name, folder):
+    rng = np.random.default_rng(2)
+    train, test = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    raw_dir = tmp_path / folder / "raw"
+    write_idx(raw_dir / "train-images-idx3-ubyte", train)
+    write_idx(raw_dir / "train-labels-idx1-ubyte", np.array([0, 1, 2, 9, 5]))
+    write_idx(raw_dir / "t10k-images-idx3-ubyte", test)
+    write_idx(raw_dir / "t10k-labels-idx1-ubyte", np.array([4, 3, 8]))
+
+    raw = DATASETS.get(name)(dataset_cfg(name=name, data_dir=str(tmp_path)))
+    assert raw.train_x.dtype == torch.uint8 and raw.train_x.shape == (5, 1, 28, 28)
+    assert torch.equal(raw.train_x[:, 0], torch.from_numpy(train))
+    assert raw.train_y.dtype == torch.int64 and raw.train_y.tolist() == [0, 1, 2, 9, 5]
+    assert torch.equal(raw.test_x[:, 0], torch.from_numpy(test))
+    assert raw.test_y.tolist() == [4, 3, 8]
+    assert len(raw.class_names) == 10
+    if name == "fashion_mnist":
+        assert raw.class_names[0] == "T-shirt/top"
+
+
+def test_emnist_letters_shifts_labels_and_transposes(tmp_path):
+    rng = np.random.default_rng(3)
+    train, test = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), rng.integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    raw_dir = tmp_path / "EMNIST" / "raw"
+    write_idx(raw_dir / "emnist-letters-train-images-idx3-ubyte", train)
+    write_idx(raw_dir / "emnist-letters-train-labels-idx1-ubyte", np.array([1, 26, 13, 2]))  # 1-26 on disk
+    write_idx(raw_dir / "emnist-letters-test-images-idx3-ubyte", test)
+    write_idx(raw_dir / "emnist-letters-test-labels-idx1-ubyte", np.array([5, 1]))
+
+    raw = DATASETS.get("emnist_letters")(dataset_cfg(name="emnist_letters", data_dir=str(tmp_path)))
+    assert raw.train_x.shape == (4, 1, 28, 28)
+    assert torch.equal(raw.train_x[:, 0], torch.from_numpy(train).transpose(1, 2))  # stored transposed
+    assert torch.equal(raw.test_x[:, 0], torch.from_numpy(test).transpose(1, 2))
+    assert raw.train_y.tolist() == [0, 25, 12, 1]
+    assert raw.test_y.tolist() == [4, 0]
+    assert raw.class_names == list("abcdefghijklmnopqrstuvwxyz")
+
+
+EXPECTED_FOLDERS = {
+    "cifar10": "cifar-10-batches-py",
+    "cifar100": "cifar-100-python",
+    "mnist": "MNIST/raw",
+    "fashion_mnist": "FashionMNIST/raw",
+    "emnist_letters": "EMNIST/raw",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FOLDERS))
+def test_missing_files_offline_give_one_clear_line(tmp_path, name):
+    with pytest.raises(DatasetUnavailable) as err:
+        load_dataset(dataset_cfg(name=name, data_dir=str(tmp_path)))
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"'{name}'" in message and str(tmp_path) in message
+    assert EXPECTED_FOLDERS[name] in message
+    assert "download is off" in message and "dataset.download: true" in message and "copy the files" in message
+
+
+@pytest.mark.parametrize("name", ["cifar10", "mnist"])
+def test_failed_download_gives_one_clear_line(tmp_path, monkeypatch, name):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    with pytest.raises(DatasetUnavailable) as err:
+        load_dataset(DatasetConfig(name=name, data_dir=str(tmp_path), download=True))
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(tmp_path) in message and "downloading failed" in message and "dataset.download: true" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# digits, synthetic, splits
+
+
+def rows(images: torch.Tensor) -> collections.Counter:
+    return collections.Counter(bytes(image.flatten().tolist()) for image in images)
+
+
+def test_digits_split_sizes_and_partition():
+    splits = load_dataset(dataset_cfg(name="digits", val_fraction=0.1, split_seed=43))
+    # 1,797 images: 20% (359) held out as test, 10% of the remaining 1,438 (144) as validation
+    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (1294, 144, 359)
+    assert splits.train_x.dtype == torch.uint8 and splits.train_y.dtype == torch.int64
+    assert splits.input_shape == (1, 8, 8) and splits.num_classes == 10
+    assert splits.class_names == [str(d) for d in range(10)]
+    info = splits.split_info
+    assert (info["dataset"], info["split_seed"], info["num_train"], info["num_val"], info["num_test"]) == (
+        "digits", 43, 1294, 144, 359)
+    assert len(info["split_hash"]) == 12 and len(info["mean"]) == len(info["std"]) == 1
+
+    # train + val + test is exactly the whole dataset (as a multiset of images): disjoint and complete
+    from sklearn.datasets import load_digits
+
+    everything = torch.from_numpy(load_digits().images).mul(255 / 16).round().to(torch.uint8)
+    assert everything.max() == 255
+    assert rows(torch.cat([splits.train_x, splits.val_x, splits.test_x])) == rows(everything)
+
+
+def test_digits_split_is_deterministic_in_split_seed():
+    a = load_dataset(dataset_cfg(name="digits", split_seed=43))
+    b = load_dataset(dataset_cfg(name="digits", split_seed=43))
+    c = load_dataset(dataset_cfg(name="digits", split_seed=44))
+    for key in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+        assert torch.equal(getattr(a, key), getattr(b, key))
+    assert a.split_info == b.split_info
+    assert a.split_info["split_hash"] != c.split_info["split_hash"]
+    assert not torch.equal(a.val_x, c.val_x)
+
+
+def test_synthetic_shape_classes_determinism():
+    cfg = dataset_cfg(name="synthetic", num_train=60, num_val=12, num_test=30, shape=[2, 5, 7], num_classes=3)
+    raw = DATASETS.get("synthetic")(cfg)
+    assert raw.train_x.shape == (72, 2, 5, 7) and raw.train_x.dtype == torch.uint8
+    assert raw.test_x.shape == (30, 2, 5, 7)
+    assert torch.bincount(raw.train_y).tolist() == [24, 24, 24]  # balanced
+    assert raw.class_names == ["class_0", "class_1", "class_2"]
+    again = DATASETS.get("synthetic")(cfg)
+    assert torch.equal(raw.train_x, again.train_x) and torch.equal(raw.test_y, again.test_y)
+    other = DATASETS.get("synthetic")(cfg.model_copy(update={"split_seed": 1}))
+    assert not torch.equal(raw.train_x, other.train_x)
+
+    splits = load_dataset(cfg)
+    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (60, 12, 30)
+    assert splits.input_shape == (2, 5, 7) and splits.num_classes == 3
+
+
+def test_synthetic_is_learnable_but_not_trivial():
+    splits = load_dataset(dataset_cfg(name="synthetic", num_train=2000, num_test=1000, shape=[3, 32, 32]))
+    x, xt = splits.train_x.flatten(1).float(), splits.test_x.flatten(1).float()
+    centroids = torch.stack([x[splits.train_y == k].mean(0) for k in range(10)])
+    accuracy = (torch.cdist(xt, centroids).argmin(1) == splits.test_y).float().mean().item()
+    assert 0.5 < accuracy < 0.97
+
+
+def test_caps_subsample_after_the_split():
+    cfg = dataset_cfg(name="synthetic", num_train=300, num_val=50, num_test=80, shape=[1, 4, 4], num_classes=2)
+    full = load_dataset(cfg)
+    capped = load_dataset(cfg.model_copy(update={"max_train": 100, "max_eval": 20}))
+    assert (len(capped.train_y), len(capped.val_y), len(capped.test_y)) == (100, 20, 20)
+    assert capped.split_info["num_train"] == 100
+    # capped splits are subsets of the uncapped ones: validation never leaks into training
+    assert set(rows(capped.train_x)) <= set(rows(full.train_x))
+    assert set(rows(capped.val_x)) <= set(rows(full.val_x))
+    assert set(rows(capped.test_x)) <= set(rows(full.test_x))
+
+
+def test_split_stats_are_train_mean_std():
+    splits = load_dataset(dataset_cfg(name="synthetic", num_train=200, num_test=10, shape=[3, 6, 6]))
+    x = splits.train_x.double() / 255
+    assert splits.split_info["mean"] == pytest.approx(x.mean(dim=(0, 2, 3)).tolist(), abs=1e-9)
+    assert splits.split_info["std"] == pytest.approx(x.std(dim=(0, 2, 3), unbiased=False).tolist(), abs=1e-9)
+
+
+def test_val_larger_than_pool_is_an_error():
+    with pytest.raises(ValueError, match="leaves no training images"):
+        load_dataset(dataset_cfg(name="digits", val_fraction=0.1, num_val=5000))
+
+
+# --------------------------------------------------------------------------------------------------
+# DeviceBatches
+
+
+def numbered(n: int, shape=(1, 2, 2)):
+    """n images whose pixels all equal their index (mod 256); labels = index."""
+    images = (torch.arange(n) % 256).to(torch.uint8).view(n, 1, 1, 1).expand(n, *shape).contiguous()
+    return images, torch.arange(n)
+
+
+def collect(batches):
+    xs, ys = zip(*batches)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def test_one_epoch_covers_every_sample_once():
+    images, labels = numbered(103)
+    batches = DeviceBatches(images, labels, 10, device="cpu", shuffle=True, seed=5)
+    assert len(batches) == 11 and batches.num_samples == 103
+    assert [len(y) for _, y in batches] == [10] * 10 + [3]
+    x, y = collect(batches)
+    assert sorted(y.tolist()) == list(range(103))
+    assert y.tolist() != list(range(103))  # shuffled
+    assert torch.equal((x * 255).round().long()[:, 0, 0, 0], y)  # images travel with their labels
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
+
+    dropped = DeviceBatches(images, labels, 10, device="cpu", shuffle=True, drop_last=True)
+    assert len(dropped) == 10 and [len(y) for _, y in dropped] == [10] * 10
+
+
+def test_ranks_are_disjoint_equal_and_cover_the_truncated_permutation():
+    images, labels = numbered(103)
+    whole = DeviceBatches(images, labels, 8, device="cpu", shuffle=True, seed=3)
+    whole.set_epoch(2)
+    perm = whole.indices()
+    ranks = []
+    for rank in range(2):
+        b = DeviceBatches(images, labels, 8, device="cpu", shuffle=True, seed=3, rank=rank, world_size=2)
+        b.set_epoch(2)
+        assert b.num_samples == 51 and len(b) == 7
+        ranks.append(collect(b)[1])
+    assert len(ranks[0]) == len(ranks[1]) == 51
+    assert not set(ranks[0].tolist()) & set(ranks[1].tolist())
+    assert sorted(ranks[0].tolist() + ranks[1].tolist()) == sorted(perm[:102].tolist())
+    assert torch.equal(ranks[0], perm[0:102:2]) and torch.equal(ranks[1], perm[1:102:2])
+
+
+def test_eval_shards_keep_every_sample_in_order():
+    images, labels = numbered(7)
+    r0 = DeviceBatches(images, labels, 2, device="cpu", shuffle=False, rank=0, world_size=2)
+    r1 = DeviceBatches(images, labels, 2, device="cpu", shuffle=False, rank=1, world_size=2)
+    assert (r0.num_samples, r1.num_samples, len(r0), len(r1)) == (4, 3, 2, 2)
+    assert collect(r0)[1].tolist() == [0, 2, 4, 6] and collect(r1)[1].tolist() == [1, 3, 5]
+    single = DeviceBatches(images, labels, 3, device="cpu", shuffle=False)
+    assert collect(single)[1].tolist() == list(range(7))
+
+
+def test_same_seed_and_epoch_repeat_other_epochs_differ():
+    images = torch.randint(0, 256, (40, 3, 8, 8), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    labels = torch.arange(40)
+
+    def epoch(e, seed=1, rank=0):
+        b = DeviceBatches(images, labels, 16, device="cpu", shuffle=True, augment="heavy", seed=seed, rank=rank)
+        b.set_epoch(e)
+        return collect(b)
+
+    x0, y0 = epoch(0)
+    x0b, y0b = epoch(0)
+    assert torch.equal(x0, x0b) and torch.equal(y0, y0b)
+    x1, y1 = epoch(1)
+    assert not torch.equal(y0, y1)
+    assert not torch.equal(epoch(0, seed=2)[1], y0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_normalize_presets_on_a_constant_image(channels):
+    images, labels = torch.full((2, channels, 3, 3), 200, dtype=torch.uint8), torch.zeros(2, dtype=torch.long)
+    v = 200 / 255
+    if channels == 3:
+        imagenet = [(v - m) / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
+    else:
+        imagenet = [(v - 0.449) / 0.226]
+    expected = {
+        "none": [v] * channels,
+        "imagenet": imagenet,
+        "half": [(v - 0.5) / 0.5] * channels,
+        "dataset": [(v - 0.25) / 0.125] * channels,
+    }
+    for preset, values in expected.items():
+        b = DeviceBatches(images, labels, 2, device="cpu", shuffle=False, normalize=preset,
+                          mean=[0.25] * channels, std=[0.125] * channels)
+        x, _ = next(iter(b))
+        want = torch.tensor(values, dtype=torch.float32).view(1, channels, 1, 1).expand_as(x)
+        torch.testing.assert_close(x, want, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="mean and std"):
+        DeviceBatches(images, labels, 2, device="cpu", shuffle=False, normalize="dataset")
+
+
+def test_no_augment_leaves_pixels_unchanged():
+    images = torch.randint(0, 256, (9, 3, 5, 6), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    b = DeviceBatches(images, torch.arange(9), 4, device="cpu", shuffle=False, augment="none")
+    x, _ = collect(b)
+    assert torch.equal((x * 255).round().to(torch.uint8), images)
+
+
+def test_standard_is_a_shifted_maybe_flipped_copy_of_the_padded_image():
+    h, w = 6, 5
+    image = torch.randint(1, 256, (3, h, w), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    images = image.expand(64, 3, h, w).contiguous()
+    b = DeviceBatches(images, torch.zeros(64, dtype=torch.long), 64, device="cpu", shuffle=True, augment="standard")
+    x, _ = next(iter(b))
+    padded = torch.nn.functional.pad(image.float() / 255, (4, 4, 4, 4))
+    candidates = {}
+    for dy in range(9):
+        for dx in range(9):
+            crop = padded[:, dy : dy + h, dx : dx + w]
+            candidates[(dy, dx, False)] = crop
+            candidates[(dy, dx, True)] = crop.flip(-1)
+    seen = []
+    for out in x:
+        matches = [key for key, crop in candidates.items() if torch.equal(out, crop)]
+        assert matches, "output is not a 4-px shift of the padded image"
+        seen.append(matches[0])
+    assert len({key[:2] for key in seen}) > 10  # offsets vary per sample
+    assert {key[2] for key in seen} == {False, True}  # and some are flipped
+
+
+@pytest.mark.parametrize("preset", ["heavy", "s4"])
+def test_heavy_and_s4_change_images_and_keep_shape(preset):
+    images = torch.randint(0, 256, (32, 3, 16, 16), generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
+    b = DeviceBatches(images, torch.arange(32), 32, device="cpu", shuffle=False, augment=preset)
+    x, _ = next(iter(b))
+    assert x.shape == (32, 3, 16, 16) and x.dtype == torch.float32
+    assert torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
+    changed = (x - images.float() / 255).abs().flatten(1).amax(1) > 0.05
+    assert changed.float().mean() > 0.9
+    gray = DeviceBatches(images[:, :1], torch.arange(32), 32, device="cpu", shuffle=False, augment=preset)
+    assert next(iter(gray))[0].shape == (32, 1, 16, 16)
+
+
+def test_warp_geometry():
+    x = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(4))
+    eye = torch.eye(3).repeat(2, 1, 1)
+    torch.testing.assert_close(aug.warp(x, eye), x, rtol=0, atol=1e-6)
+    torch.testing.assert_close(aug.warp(x, aug._flip(torch.tensor([True, True]))), x.flip(-1), rtol=0, atol=1e-6)
+    quarter = aug._rotate_scale(torch.tensor([90.0, 90.0]), torch.ones(2))
+    rotated = aug.warp(x, quarter)
+    assert any(torch.allclose(rotated, torch.rot90(x, k, dims=(2, 3)), atol=1e-5) for k in (1, 3))
+    # a homography through 4 points maps them as asked
+    src = torch.tensor([[[-1.0, -1], [1, -1], [1, 1], [-1, 1]]])
+    dst = torch.tensor([[[-0.9, -0.8], [1, -1], [0.8, 0.9], [-1, 1]]])
+    m = aug._homography(src, dst)
+    mapped = torch.cat([src, torch.ones(1, 4, 1)], -1) @ m.transpose(1, 2)
+    torch.testing.assert_close(mapped[..., :2] / mapped[..., 2:], dst, rtol=0, atol=1e-5)
+
+
+def test_output_dtype_and_channels_last():
+    images, labels = numbered(4, shape=(3, 4, 4))
+    b = DeviceBatches(images, labels, 4, device="cpu", shuffle=False, dtype=torch.bfloat16, channels_last=True)
+    x, _ = next(iter(b))
+    assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_config_accepts_the_presets():
+    from harness.data import AUGMENTATIONS, NORMALIZATIONS
+
+    assert AUGMENTATIONS == ("none", "standard", "heavy", "s4")
+    assert NORMALIZATIONS == ("none", "imagenet", "half", "dataset")
+    for name in ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion_mnist", "emnist_letters"):
+        assert name in DATASETS
+    DatasetConfig(augment="heavy", normalize="dataset")
