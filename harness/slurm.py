@@ -65,10 +65,11 @@ class Job:
     def script_path(self) -> Path:
         return self.out_dir / (f"{self.name}-array.sbatch" if self.array else f"{self.name}.sbatch")
 
-    def log_path(self, job_id: str = "%j") -> Path:
+    def log_path(self, job_id: Optional[str] = None) -> Path:
+        """sbatch's --output pattern; with `job_id`, where the log of that job is (array: one per task)."""
         if self.array:
-            return self.out_dir / f"{job_id if job_id != '%j' else '%A'}_%a.out"
-        return self.out_dir / f"{job_id}.out"
+            return self.out_dir / (f"{job_id}_*.out" if job_id else "%A_%a.out")
+        return self.out_dir / f"{job_id or '%j'}.out"
 
 
 def check_job(job: Job) -> None:
@@ -182,30 +183,40 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def wait_for_nodes(address: str, nodes: int, timeout: float = 300.0) -> int:
-    """Block until the Ray cluster at `address` has `nodes` alive nodes; exit 3 with a message on timeout."""
+def _dead(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def wait_for_nodes(address: str, nodes: int, timeout: float = 300.0, steps: str = "") -> int:
+    """Block until the Ray cluster at `address` has `nodes` alive nodes; exit 3 with a message when
+    one of the srun `steps` (space-separated pids) dies first, or after `timeout` seconds."""
     deadline = time.monotonic() + timeout
+
+    def check(what: str) -> None:
+        for pid in steps.split():
+            if _dead(int(pid)):
+                sys.exit(f"harness.slurm: a Ray srun step (pid {pid}) exited while {what}; see its output above")
+        if time.monotonic() > deadline:
+            sys.exit(f"harness.slurm: timed out after {timeout:.0f} s {what}; see the srun output above")
+
     host, port = address.rsplit(":", 1)
     while not _port_open(host, int(port)):  # ray.init on a head that is not up yet hangs for minutes
-        if time.monotonic() > deadline:
-            sys.exit(f"harness.slurm: the Ray head at {address} did not come up within {timeout:.0f} s")
+        check(f"waiting for the Ray head at {address}")
         time.sleep(1)
     import ray
 
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     try:
-        while True:
-            alive = sum(bool(node["Alive"]) for node in ray.nodes())
-            if alive >= nodes:
-                print(f"ray cluster at {address}: {alive} node(s) alive", flush=True)
-                return alive
-            if time.monotonic() > deadline:
-                print(f"harness.slurm: only {alive} of {nodes} Ray nodes joined {address} within "
-                      f"{timeout:.0f} s; see the srun output above", file=sys.stderr, flush=True)
-                sys.exit(3)
+        while (alive := sum(bool(node["Alive"]) for node in ray.nodes())) < nodes:
+            check(f"waiting for {nodes} Ray nodes at {address} ({alive} joined)")
             time.sleep(2)
     finally:
         ray.shutdown()
+    print(f"ray cluster at {address}: {alive} node(s) alive", flush=True)
+    return alive
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,6 +266,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         sweep = load_sweep(args.sweep, args.overrides)
     except ConfigError as err:
         return fail(str(err))
+    if not Path(args.workdir).is_dir():
+        return fail(f"--workdir {args.workdir}: no such directory")
     if args.submit and shutil.which("sbatch") is None:
         return fail("--submit: sbatch not found on PATH (run this on a SLURM login node, or drop --submit)")
     job = Job(
@@ -287,14 +300,14 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     job_id = _sbatch(["sbatch", "--parsable", str(job.script_path)], job.workdir)
     if job_id is None:
-        return 1
+        return 2  # sbatch refuses bad input (partition, account, time limit, ...)
     print(f"submitted job {job_id} ({what})")
     print(f"script  {job.script_path}")
-    print(f"log     {job.log_path(job_id)}" + ("  (one per array task)" if job.array else ""))
+    print(f"log     {job.log_path(job_id)}")
     if job.array and not job.no_report:
         report_id = _sbatch(report_command(job, job_id), job.workdir)
         if report_id is None:
-            return 1
+            return 2
         print(f"report job {report_id} (after the array)  log {job.out_dir / f'{report_id}.out'}")
     print(f"results {Path(job.results_dir) / job.name}")
     return 0

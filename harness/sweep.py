@@ -296,7 +296,7 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
     trainable = _tune_trainable(by_id, str(results_dir.resolve()), workers, use_gpu=gpus > 0)
     if workers > 1:
         # the driver function itself is light: Ray Train asks for each worker's resources
-        resources = {"cpu": 0.1}
+        resources = {"cpu": 0.01}
     else:
         resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": gpus}
     trainable = tune.with_resources(trainable, resources)

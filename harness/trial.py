@@ -333,7 +333,7 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
         "test_micro_f1": summary["micro_f1"], "test_top_class_share": test["top_class_share"],
         "train_images_per_sec": sum(throughput) / len(throughput) if throughput else math.nan,
         "health": json.dumps(flags), "error": None, "num_classes": num_classes,
-        "input_shape": list(splits.input_shape), "split_hash": splits.split_info.get("val_hash"),
+        "input_shape": list(splits.input_shape), "split_hash": splits.split_info.get("split_hash"),
     }
     classes = [{"trial_id": trial_id, "class_index": i, "class_name": splits.class_names[i],
                 "precision": per_class["precision"][i], "recall": per_class["recall"][i],

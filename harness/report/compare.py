@@ -35,7 +35,7 @@ def compare(board_a: pd.DataFrame, board_b: pd.DataFrame) -> pd.DataFrame:
         (alo, ahi), (blo, bhi) = bounds(row, "a"), bounds(row, "b")
         differs.append(bool(ahi < blo or bhi < alo))
     merged["differs"] = differs
-    order = {k: i for i, k in enumerate(list(board_a["config_key"]) + list(board_b["config_key"]))}
+    order = {k: i for i, k in enumerate(dict.fromkeys([*board_a["config_key"], *board_b["config_key"]]))}
     merged["_o"] = merged["config_key"].map(order)
     merged = merged.sort_values("_o").drop(columns=["_o", "label_b"]).reset_index(drop=True)
     return merged[["label", "rank_a", "mean_a", "n_a", "ci_low_a", "ci_high_a", "rank_b", "mean_b", "n_b",
@@ -43,15 +43,15 @@ def compare(board_a: pd.DataFrame, board_b: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_table(frame: pd.DataFrame, name_a: str, name_b: str, metric: str) -> Table:
-    shown = view(frame, {"label": "configuration", "rank_a": f"rank {name_a}", "mean_a": f"{name_a}"})
-    shown[f"CI {name_a}"] = [fmt_interval(lo, hi, n) for lo, hi, n in zip(frame["ci_low_a"], frame["ci_high_a"], frame["n_a"])]
-    shown[f"rank {name_b}"] = [fmt(r) for r in frame["rank_b"]]
-    shown[name_b] = [fmt(m) for m in frame["mean_b"]]
-    shown[f"CI {name_b}"] = [fmt_interval(lo, hi, n) for lo, hi, n in zip(frame["ci_low_b"], frame["ci_high_b"], frame["n_b"])]
+    shown = view(frame, {"label": "configuration", "rank_a": "rank A", "mean_a": "A"})
+    shown["CI A"] = [fmt_interval(lo, hi, n) for lo, hi, n in zip(frame["ci_low_a"], frame["ci_high_a"], frame["n_a"])]
+    shown["rank B"] = [fmt(r) for r in frame["rank_b"]]
+    shown["B"] = [fmt(m) for m in frame["mean_b"]]
+    shown["CI B"] = [fmt_interval(lo, hi, n) for lo, hi, n in zip(frame["ci_low_b"], frame["ci_high_b"], frame["n_b"])]
     shown["Δ (A − B)"] = [("+" if d > 0 else "") + fmt(d) if not pd.isna(d) else "–" for d in frame["delta"]]
     shown["differs"] = [fmt(d) for d in frame["differs"]]
     note = (
-        f"{metric} per configuration: A = {name_a}, B = {name_b}. `differs`: the two 95% intervals do not overlap "
-        "(one seed counts as a point)."
+        f"Mean {metric} per configuration: A = `{name_a}`, B = `{name_b}`. `differs`: the two 95% intervals do not "
+        "overlap (one seed counts as a point)."
     )
     return Table("compare", f"Compare {name_a} (A) vs {name_b} (B)", frame, shown, note)

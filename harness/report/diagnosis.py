@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.results import Results, parse_json
-from harness.report.tables import Table, fmt_int, view
+from harness.report.tables import Table, fmt, fmt_epoch, fmt_int, view
 
 PROBLEMS = ("diverged", "stalled", "failed")
 
@@ -105,32 +105,48 @@ def health(results: Results) -> pd.DataFrame:
     return frame[["trial_id", *cols]].reset_index(drop=True)
 
 
+def _loss(value, epochs_run) -> str:
+    """A last loss: 'NaN' when the trial ran epochs but its loss was not finite."""
+    if pd.isna(value) and not pd.isna(epochs_run) and epochs_run > 0:
+        return "NaN"
+    return fmt(value)
+
+
 def _str(col: pd.Series) -> pd.Series:
     return col if pd.api.types.is_numeric_dtype(col) else col.astype(str)
 
 
 def diagnosis_tables(results: Results) -> list[Table]:
-    over = overfitting(results)
-    gap = generalization_gap(results)
-    sick = health(results)
     ints = {c: fmt_int for c in ("seed", "overfit_epoch", "best_epoch", "epochs_run", "first_nonfinite_epoch",
-                                 "overfit", "n", "median_overfit_epoch")}
+                                 "overfit", "n")}
+    ints["median_overfit_epoch"] = fmt_epoch
+
+    over = overfitting(results)
+    over_view = view(over, {
+        "label": "configuration", "seed": "seed", "overfit_epoch": "overfit epoch", "best_epoch": "best epoch",
+        "epochs_run": "epochs run", "best_val_acc": "best val acc", "final_val_acc": "final val acc",
+        "val_acc_drop": "val acc drop", "final_train_acc": "final train acc", "gap_acc": "acc gap",
+        "gap_loss": "loss gap"}, ints)
+
+    gap = generalization_gap(results)
+    gap_view = view(gap, {
+        "label": "configuration", "train_acc": "final train acc", "val_acc": "final val acc", "gap_acc": "acc gap",
+        "gap_loss": "loss gap", "overfit": "overfit trials", "n": "n", "median_overfit_epoch": "median overfit epoch",
+    }, ints)
+
+    sick = health(results)
+    sick_view = view(sick, {
+        "status": "status", "label": "configuration", "seed": "seed", "epochs_run": "epochs run",
+        "first_nonfinite_epoch": "first NaN/inf epoch", "final_train_loss": "last train loss",
+        "final_val_acc": "last val acc", "health": "health flags", "error": "error"}, ints)
+    sick_view["last train loss"] = [_loss(v, e) for v, e in zip(sick["final_train_loss"], sick["epochs_run"])]
+
     return [
-        Table("overfitting", "Overfitting trials", over, view(over, {
-            "label": "configuration", "seed": "seed", "overfit_epoch": "overfit epoch", "best_epoch": "best epoch",
-            "epochs_run": "epochs run", "best_val_acc": "best val acc", "final_val_acc": "final val acc",
-            "val_acc_drop": "val acc drop", "final_train_acc": "final train acc", "gap_acc": "acc gap",
-            "gap_loss": "loss gap"}, ints),
-            "The overfit epoch is where the monitor saw validation loss start rising; gaps are at the last epoch "
-            "(acc gap = train − val accuracy, loss gap = val − train loss)."),
-        Table("generalization_gap", "Generalization gap per configuration", gap, view(gap, {
-            "label": "configuration", "train_acc": "final train acc", "val_acc": "final val acc",
-            "gap_acc": "acc gap", "gap_loss": "loss gap", "overfit": "overfit trials", "n": "n",
-            "median_overfit_epoch": "median overfit epoch"}, ints),
-            "Means over counted trials (not failed, not diverged) at each trial's last epoch; largest gap first."),
-        Table("health", "Diverged, stalled and failed trials", sick, view(sick, {
-            "status": "status", "label": "configuration", "seed": "seed", "trial_id": "trial", "epochs_run": "epochs run",
-            "first_nonfinite_epoch": "first NaN/inf epoch", "final_train_loss": "last train loss",
-            "final_val_acc": "last val acc", "health": "health flags", "error": "error"}, ints),
-            "Failed and diverged trials are left out of every mean; stalled ones (stuck near chance) are counted."),
+        Table("overfitting", "Overfitting trials", over, over_view,
+              "The overfit epoch is where the monitor saw validation loss start rising; gaps are at the last epoch "
+              "(acc gap = train − val accuracy, loss gap = val − train loss)."),
+        Table("generalization_gap", "Generalization gap per configuration", gap, gap_view,
+              "Means over counted trials (not failed, not diverged) at each trial's last epoch; largest gap first."),
+        Table("health", "Diverged, stalled and failed trials", sick, sick_view,
+              "Failed and diverged trials are left out of every mean; stalled ones (stuck near chance) are counted."),
     ]

@@ -1,10 +1,12 @@
 """Training FLOPs per image of a trial's model: one forward + backward under
-`torch.utils.flop_counter.FlopCounterMode`, on CPU, with the model built by
-`harness.models.create_model(arch, input_shape, num_classes, **options)` from the stored config.
+`torch.utils.flop_counter.FlopCounterMode`, on the meta device (shapes only, no arithmetic; CPU as a
+fallback), the model built by `harness.models.create_model(arch, input_shape, num_classes, **options)`
+from the stored config.
 
-Input shape and class count come from the config: `dataset.shape` / `dataset.num_classes` for the
-synthetic dataset, this table for named datasets. A model that cannot be built (unknown dataset or
-arch, a factory error) gives None: the report leaves FLOPs empty and never fails on them.
+Input shape and class count: the trial row's `input_shape` / `num_classes` when stored, else from the
+config: `dataset.shape` / `dataset.num_classes` for the synthetic dataset, this table for named ones.
+A model that cannot be built (unknown dataset or arch, a factory error) gives None: the report leaves
+FLOPs empty and never fails on them.
 """
 
 from __future__ import annotations
@@ -33,17 +35,16 @@ BATCH = 2  # >1 so that batch norm works in train mode; FLOPs are divided by it
 def input_spec(config: dict[str, Any]) -> Optional[tuple[tuple[int, ...], int]]:
     """(input shape, classes) for a full config dict, or None when the dataset is unknown."""
     data = config.get("dataset", {})
-    if data.get("input_shape") and data.get("num_classes"):  # stored explicitly by the trial, if it ever does
-        return tuple(data["input_shape"]), int(data["num_classes"])
     name = str(data.get("name", "")).lower().replace("-", "").replace("_", "")
     if name == "synthetic" and data.get("shape") and data.get("num_classes"):
         return tuple(data["shape"]), int(data["num_classes"])
     return DATASET_SHAPES.get(name)
 
 
-def train_flops_per_image(config: dict[str, Any]) -> Optional[float]:
-    """FLOPs of one training step (forward + backward) per image, or None if the model can't be built."""
-    spec = input_spec(config)
+def train_flops_per_image(config: dict[str, Any], input_shape=None, num_classes=None) -> Optional[float]:
+    """FLOPs of one training step (forward + backward) per image, or None if the model can't be built.
+    `input_shape` / `num_classes` (as the trial stored them) win over what the config implies."""
+    spec = (tuple(int(d) for d in input_shape), int(num_classes)) if input_shape and num_classes else input_spec(config)
     model_cfg = dict(config.get("model", {}))
     if spec is None or "arch" not in model_cfg:
         return None
@@ -52,24 +53,30 @@ def train_flops_per_image(config: dict[str, Any]) -> Optional[float]:
 
 @functools.lru_cache(maxsize=64)
 def _count(model_json: str, shape: tuple[int, ...], classes: int) -> Optional[float]:
-    try:
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
+    for device in ("meta", "cpu"):  # meta: shapes only, no compute; cpu if a model can't be built on meta
+        try:
+            return _count_on(json.loads(model_json), shape, classes, device)
+        except Exception:  # noqa: BLE001 - FLOPs are optional; a model we can't build leaves them empty
+            continue
+    return None
 
-        from harness.models import create_model
 
-        options = json.loads(model_json)
-        arch = options.pop("arch")
-        if options.get("activation") is None:
-            options.pop("activation", None)
-        if "pretrained" in options:
-            options["pretrained"] = False  # same FLOPs, and no download
-        model = create_model(arch, shape, classes, **options)
-        model.train()
+def _count_on(options: dict[str, Any], shape: tuple[int, ...], classes: int, device: str) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from harness.models import create_model
+
+    arch = options.pop("arch")
+    options.pop("init", None)  # initialization doesn't change FLOPs
+    if options.get("activation") is None:
+        options.pop("activation", None)
+    if "pretrained" in options:
+        options["pretrained"] = False  # same FLOPs, and no download
+    with torch.device(device):
+        model = create_model(arch, shape, classes, **options).train()
         x = torch.randn(BATCH, *shape)
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model(x).float().sum().backward()
-        return counter.get_total_flops() / BATCH
-    except Exception:  # noqa: BLE001 - FLOPs are optional; a model we can't build leaves them empty
-        return None
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x).float().sum().backward()
+    return counter.get_total_flops() / BATCH

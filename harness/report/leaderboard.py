@@ -19,14 +19,17 @@ import numbers
 import pandas as pd
 
 from harness.report.results import EXCLUDED, ReportError, Results
-from harness.report.stats import paired_t, summarize
+from harness.report.stats import Summary, paired_t, summarize
 from harness.report.tables import Table, fmt_int, fmt_interval, fmt_p, view
 
+# Metrics every trial row may carry (harness.store.TRIAL_COLUMNS); other numeric columns work too.
+METRICS = ["best_val_acc", "best_val_loss", "test_acc", "test_loss", "test_macro_f1", "test_micro_f1",
+           "train_images_per_sec", "total_seconds"]
 LOWER_IS_BETTER = ("loss", "error", "seconds", "time", "memory_mb")
 
 
 def higher_is_better(metric: str) -> bool:
-    return not any(metric.endswith(s) or metric.startswith(s) for s in LOWER_IS_BETTER)
+    return not metric.endswith(LOWER_IS_BETTER)
 
 
 def _numeric(col: pd.Series) -> bool:
@@ -40,25 +43,45 @@ def _numeric(col: pd.Series) -> bool:
 
 def metric_columns(trials: pd.DataFrame) -> list[str]:
     """Numeric per-trial columns that can rank configurations (not config keys, not bookkeeping)."""
-    skip = {"seed", "epochs_run", "best_epoch", "overfit_epoch", "world_size"}
+    skip = {"seed", "params", "num_classes", "epochs_run", "best_epoch", "overfit_epoch", "world_size"}
     return [c for c in trials.columns if c not in skip and "." not in c and _numeric(trials[c])]
 
 
 def check_metric(results: Results, metric: str) -> None:
-    if metric not in results.trials.columns or metric not in metric_columns(results.trials):
-        allowed = ", ".join(metric_columns(results.trials)) or "(none)"
-        raise ReportError(f"{results.path}: metric '{metric}' is not a numeric trials column; allowed: {allowed}")
+    """Accept a stored metric (even if no trial has a value: all failed) or any numeric trials column."""
+    trials = results.trials
+    if metric in METRICS and metric not in trials:
+        trials[metric] = math.nan
+    if metric in METRICS or metric in metric_columns(trials):
+        return
+    allowed = ", ".join(dict.fromkeys([*METRICS, *metric_columns(trials)]))
+    raise ReportError(f"{results.path}: metric '{metric}' is not a numeric trials column; allowed: {allowed}")
 
 
 def _seed_values(group: pd.DataFrame, metric: str) -> dict:
+    """{seed: value} of the counted trials with a value (keyed by trial_id when seeds are missing or repeat)."""
     kept = group[~group["status"].isin(EXCLUDED)]
     values = pd.to_numeric(kept[metric], errors="coerce")
-    return {s: v for s, v in zip(kept["seed"], values) if not math.isnan(v)}
+    seeds = list(kept["seed"])
+    if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in seeds) or len(set(seeds)) < len(seeds):
+        seeds = list(kept["trial_id"])
+    return {s: v for s, v in zip(seeds, values) if not math.isnan(v)}
 
 
 def _order(s, label: str, sign: int) -> tuple:
     """Best mean first; configurations without a usable value last; ties in mean by label."""
     return (s.n == 0, -sign * s.mean if s.n else 0.0, label)
+
+
+def tie_ranks(ordered: list[Summary]) -> tuple[list[str], list[bool]]:
+    """Ranks of summaries sorted best first: position, or "1=" for the leader and every entry whose interval
+    overlaps the leader's; "–" without a value. Also whether each entry is tied with the leader."""
+    top = ordered[0] if ordered else None
+    tied = [i > 0 and s.n > 0 and top.n > 0 and s.overlaps(top) for i, s in enumerate(ordered)]
+    if tied:
+        tied[0] = any(tied)
+    ranks = ["–" if s.n == 0 else "1=" if tied[i] else str(i + 1) for i, s in enumerate(ordered)]
+    return ranks, tied
 
 
 def leaderboard(results: Results, metric: str = "best_val_acc") -> pd.DataFrame:
@@ -81,18 +104,10 @@ def leaderboard(results: Results, metric: str = "best_val_acc") -> pd.DataFrame:
     order = sorted(range(len(board)), key=lambda i: _order(board["_summary"][i], board["label"][i], sign))
     board = board.iloc[order].reset_index(drop=True)
 
-    top, top_seeds = board["_summary"][0], board["_by_seed"][0]
-    ties = [i > 0 and s.n > 0 and top.n > 0 and s.overlaps(top) for i, s in enumerate(board["_summary"])]
-    ranks = []
-    for i, s in enumerate(board["_summary"]):
-        if s.n == 0:
-            ranks.append("–")
-        elif i == 0:
-            ranks.append("1=" if any(ties) else "1")
-        else:
-            ranks.append("1=" if ties[i] else str(i + 1))
+    ranks, tied = tie_ranks(list(board["_summary"]))
     board.insert(0, "rank", ranks)
-    board["tied_with_top"] = [any(ties) if i == 0 else t for i, t in enumerate(ties)]
+    board["tied_with_top"] = tied
+    top_seeds = board["_by_seed"][0]
     p_values = []
     for i, by_seed in enumerate(board["_by_seed"]):
         shared = sorted(set(by_seed) & set(top_seeds), key=str)
@@ -111,7 +126,8 @@ def leaderboard_table(board: pd.DataFrame, metric: str) -> Table:
          "p_vs_top": "p vs #1 (paired)", "excluded": "excluded"},
         {"n": fmt_int, "excluded": fmt_int, "p_vs_top": fmt_p},
     )
-    shown.insert(5, "95% CI", [fmt_interval(lo, hi, n) for lo, hi, n in zip(board["ci_low"], board["ci_high"], board["n"])])
+    intervals = [fmt_interval(lo, hi, n) for lo, hi, n in zip(board["ci_low"], board["ci_high"], board["n"])]
+    shown.insert(5, "95% CI", intervals)
     note = (
         f"{better.capitalize()} is better. Mean over seeds, std with ddof=1, 95% CI = mean ± t(0.975, n-1)·std/√n "
         "(one seed: no interval). Rank `1=`: the leader and every entry whose interval overlaps the leader's "
@@ -119,4 +135,16 @@ def leaderboard_table(board: pd.DataFrame, metric: str) -> Table:
         "the leader over shared seeds (≥ 2), for information. `excluded`: failed or diverged trials, left out of "
         "the mean (see diagnosis.md)."
     )
-    return Table("leaderboard", f"Leaderboard: {metric}", board, shown, note)
+    return Table("leaderboard", f"Ranking by {metric}", board, shown, note)
+
+
+def best_trial(results: Results, board: pd.DataFrame, metric: str) -> pd.Series | None:
+    """The leader's best counted trial (its best seed), or None when no configuration has a value."""
+    if board.empty or board["n"].iloc[0] == 0:
+        return None
+    members = results.included()
+    members = members[members["config_key"] == board["config_key"].iloc[0]]
+    values = pd.to_numeric(members[metric], errors="coerce")
+    if values.notna().sum() == 0:
+        return None
+    return members.loc[values.idxmax() if higher_is_better(metric) else values.idxmin()]

@@ -39,6 +39,7 @@ STYLE = {
 }
 TRAIN, VAL, ACCENT, MUTED = "#1f77b4", "#ff7f0e", "#d62728", "#7f7f7f"
 MAX_BARS = 20
+MIN_HEIGHT = 3.5  # inches: even a one-bar chart stays readable
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -88,7 +89,8 @@ def plot_curves(epochs: pd.DataFrame, trials: pd.DataFrame, labels: list[str], p
                                     xytext=(3, -12), textcoords="offset points", color=ACCENT, fontsize=8)
                 ax.set_xlabel("epoch")
                 ax.set_ylabel(kind if kind == "loss" else "accuracy")
-                ax.set_title(f"#{row + 1} {_short(label, 60)} — {kind}", loc="left", fontsize=10)
+                ax.set_title(f"#{row + 1} {_short(label, 60)} — {'loss' if kind == 'loss' else 'accuracy'}",
+                             loc="left", fontsize=10)
                 ax.xaxis.get_major_locator().set_params(integer=True)
                 if row == 0:
                     ax.legend(loc="best")
@@ -108,8 +110,7 @@ def plot_heatmap(grid: pd.DataFrame, path: Path, title: str, higher_is_better: b
     with matplotlib.rc_context({**STYLE, "axes.grid": False}):
         fig = _figure(max(5.5, 1.3 * grid.shape[1] + 3), max(4.0, 0.8 * grid.shape[0] + 2))
         ax = fig.subplots()
-        cmap = matplotlib.colormaps["viridis" if higher_is_better else "viridis_r"].copy()
-        cmap.set_bad("#eeeeee")
+        cmap = matplotlib.colormaps["viridis" if higher_is_better else "viridis_r"].with_extremes(bad="#eeeeee")
         image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
         fig.colorbar(image, ax=ax, shrink=0.85)
         ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
@@ -145,7 +146,7 @@ def plot_bars(frame: pd.DataFrame, path: Path, title: str, xlabel: str,
     hi = np.where(frame["ci_high"].isna(), means, frame["ci_high"].to_numpy(dtype=float))
     colors = [ACCENT if h else TRAIN for h in (highlight or [False] * len(frame))][: len(frame)]
     with matplotlib.rc_context(STYLE):
-        fig = _figure(9, 0.42 * len(frame) + 1.6)
+        fig = _figure(9, max(MIN_HEIGHT, 0.42 * len(frame) + 1.6))
         ax = fig.subplots()
         y = np.arange(len(frame))
         ax.barh(y, means, color=colors, alpha=0.85)
@@ -207,7 +208,7 @@ def plot_class_f1(classes: pd.DataFrame, path: Path, title: str) -> Optional[Pat
     f1 = pd.to_numeric(frame["f1"], errors="coerce").to_numpy(dtype=float)
     worst = int(np.nanargmin(f1)) if np.isfinite(f1).any() else -1
     with matplotlib.rc_context(STYLE):
-        fig = _figure(9, 0.32 * len(f1) + 1.6)
+        fig = _figure(9, max(MIN_HEIGHT, 0.32 * len(f1) + 1.6))
         ax = fig.subplots()
         y = np.arange(len(f1))
         ax.barh(y, np.nan_to_num(f1), color=[ACCENT if i == worst else TRAIN for i in y], alpha=0.85)
@@ -218,9 +219,8 @@ def plot_class_f1(classes: pd.DataFrame, path: Path, title: str) -> Optional[Pat
         ax.invert_yaxis()
         ax.set_xlim(0, 1.1)
         ax.set_xlabel("F1 (test)")
-        ax.axvline(np.nanmean(f1), color=MUTED, linestyle="--", linewidth=1, label=f"macro F1 {np.nanmean(f1):.3f}")
-        ax.legend(loc="lower right")
-        ax.set_title(title)
+        ax.axvline(np.nanmean(f1), color=MUTED, linestyle="--", linewidth=1)
+        ax.set_title(f"{title}\nmacro F1 {np.nanmean(f1):.3f} (dashed)")
         ax.grid(axis="y", visible=False)
         return _save(fig, path)
 
@@ -237,16 +237,16 @@ def plot_throughput(frame: pd.DataFrame, path: Path) -> Optional[Path]:
               for a, p, b, d in zip(frame["arch"], frame["precision"], frame["batch_size"], frame["device"])]
     ips = frame["images_per_sec"].to_numpy(dtype=float)
     with matplotlib.rc_context(STYLE):
-        fig = _figure(10, 0.5 * len(frame) + 1.8)
+        fig = _figure(10, max(MIN_HEIGHT, 0.5 * len(frame) + 1.8))
         ax = fig.subplots()
         y = np.arange(len(frame))
-        ax.barh(y, ips, color=TRAIN, alpha=0.85)
+        ax.barh(y, ips, height=0.6, color=TRAIN, alpha=0.85)
         for yi, v, tf, pct in zip(y, ips, frame["achieved_tflops"], frame["pct_of_peak"]):
             text = f"{v:,.0f} img/s"
             if not pd.isna(tf):
                 text += f" · {tf:.3g} TFLOP/s"
             if not pd.isna(pct):
-                text += f" · {pct:.1f}% of peak"
+                text += f" · {pct:.3g}% of peak"
             ax.annotate(text, (v, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
         ax.set_yticks(y, [_short(s, 60) for s in labels])
         ax.invert_yaxis()
@@ -262,7 +262,7 @@ def plot_compare(frame: pd.DataFrame, name_a: str, name_b: str, path: Path, metr
     if frame.empty:
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(9, 0.6 * len(frame) + 1.8)
+        fig = _figure(9, max(MIN_HEIGHT, 0.6 * len(frame) + 1.8))
         ax = fig.subplots()
         y = np.arange(len(frame))
         for offset, side, name, color in ((-0.2, "a", name_a, TRAIN), (0.2, "b", name_b, VAL)):
@@ -279,6 +279,6 @@ def plot_compare(frame: pd.DataFrame, name_a: str, name_b: str, path: Path, metr
         ax.set_xlim(max(0.0, low - 0.1 * abs(low)) if low >= 0 else low * 1.1, None)
         ax.set_xlabel(metric)
         ax.set_title(f"{name_a} vs {name_b}")
-        ax.legend(loc="lower right")
+        fig.legend(loc="outside lower center", ncols=2)
         ax.grid(axis="y", visible=False)
         return _save(fig, path)

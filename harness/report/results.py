@@ -1,6 +1,8 @@
 """A results directory loaded for reporting: the four tables plus each trial's configuration identity.
 
-A *configuration* is a trial's grid point without its seed (the `params` JSON, "seed" dropped).
+A *configuration* is a trial's grid point without its seed: the JSON object in `point` (as
+harness.trial writes it) or in `params` (as design.md names it; a number there is the model's
+parameter count and is ignored), "seed" dropped.
 `load_results` adds to the trials table:
 
     config_key    canonical JSON of the grid point (what seeds of one configuration share)
@@ -72,10 +74,17 @@ def config_label(point: dict[str, Any], fallback: str) -> str:
     return " ".join(f"{_short_name(k, keys)}={format_value(v)}" for k, v in point.items())
 
 
-def _point(params: Any) -> tuple[dict[str, Any], Any]:
-    point = dict(parse_json(params))
-    seed = point.pop("seed", None)
-    return point, seed
+POINT_COLUMNS = ("point", "params")
+
+
+def _point(values: tuple) -> tuple[dict[str, Any], Any]:
+    """(grid point without seed, seed) from the first of a row's POINT_COLUMNS values holding a JSON object."""
+    for value in values:
+        parsed = parse_json(value) if isinstance(value, (str, dict)) else None
+        if isinstance(parsed, dict):
+            point = dict(parsed)
+            return point, point.pop("seed", None)
+    return {}, None
 
 
 def load_results(results_dir: str | Path) -> Results:
@@ -91,11 +100,13 @@ def load_results(results_dir: str | Path) -> Results:
         trials["status"] = "completed"
     trials["status"] = trials["status"].fillna("failed").astype(str)
 
-    points = [_point(p) for p in trials.get("params", pd.Series([None] * len(trials)))]
+    columns = [trials[c] if c in trials else [None] * len(trials) for c in POINT_COLUMNS]
+    points = [_point(values) for values in zip(*columns)]
     axes: list[str] = []
     for point, _ in points:
         axes += [k for k in point if k not in axes]
-    fallback = str(trials["sweep"].dropna().iloc[0]) if "sweep" in trials and trials["sweep"].notna().any() else path.name
+    sweeps = trials["sweep"].dropna() if "sweep" in trials else []
+    fallback = str(sweeps.iloc[0]) if len(sweeps) else path.name  # the label of a sweep without a grid
     trials["config_key"] = [json.dumps(p, sort_keys=True, default=str) for p, _ in points]
     trials["label"] = [config_label(p, fallback) for p, _ in points]
     seeds = [s for _, s in points]

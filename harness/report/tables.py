@@ -2,7 +2,7 @@
 
 Numbers are formatted once, here (`fmt`), so Markdown and HTML show the same text:
 NaN/None -> "–", integers as integers, |x| >= 1000 with thousands separators, |x| >= 10 with
-2 decimals, smaller values with 4 decimals.
+2 decimals, smaller values with 4 decimals. HTML right-aligns the columns that look numeric.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,10 +28,6 @@ class Table:
     data: pd.DataFrame  # raw values, written to <name>.csv
     view: pd.DataFrame  # formatted strings, shown in Markdown and HTML
     note: str = ""  # one paragraph under the table (Markdown; `code` allowed)
-
-    @property
-    def empty(self) -> bool:
-        return self.view.empty
 
 
 def missing(x: Any) -> bool:
@@ -56,13 +53,25 @@ def fmt(x: Any, digits: int = 4) -> str:
         if abs(x) >= 1000:
             return f"{x:,.0f}"
         if abs(x) >= 10:
-            return f"{x:.2f}"
+            return f"{x:.{min(digits, 2)}f}"
         return f"{x:.{digits}f}"
     return str(x)
 
 
 def fmt_int(x: Any) -> str:
     return DASH if missing(x) else f"{int(x):,}"
+
+
+def fmt_sig(x: Any, digits: int = 4) -> str:
+    """Significant digits, for quantities spanning magnitudes (GFLOPs, TFLOP/s, percentages)."""
+    return DASH if missing(x) else f"{float(x):.{digits}g}"
+
+
+def fmt_epoch(x: Any) -> str:
+    """An epoch (or a median of epochs): '3', '4.5'."""
+    if missing(x) or (isinstance(x, float) and math.isinf(x)):
+        return fmt(x)
+    return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
 def fmt_p(p: Any) -> str:
@@ -73,9 +82,9 @@ def fmt_p(p: Any) -> str:
 
 
 def fmt_interval(lo: Any, hi: Any, n: Any = None) -> str:
-    """'[0.9252, 0.9748]', or 'none (n=1)' for a single seed."""
+    """'[0.9252, 0.9748]', 'none (n=1)' for a single seed, '–' for no value."""
     if missing(lo) or missing(hi):
-        return f"none (n={int(n)})" if not missing(n) and int(n) < 2 else DASH
+        return "none (n=1)" if not missing(n) and int(n) == 1 else DASH
     return f"[{fmt(lo)}, {fmt(hi)}]"
 
 
@@ -121,12 +130,18 @@ def markdown(title: str, tables: Sequence[Table], intro: str = "") -> str:
     return "\n".join(parts)
 
 
+NUMERIC = re.compile(r"^[\[\]+\-−–<>=.,/%0-9 ∞eE]*$|^none \(n=1\)$|^NaN$|^not reached$")
+
+
 def html_table(frame: pd.DataFrame) -> str:
+    """An HTML table; columns whose cells all look numeric are right-aligned (class "num")."""
     if frame.empty:
         return '<p class="none">(none)</p>'
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    numeric = [all(NUMERIC.match(str(v)) for v in frame[c]) for c in frame.columns]
+    cls = [' class="num"' if n else "" for n in numeric]
+    head = "".join(f"<th{c}>{html.escape(str(name))}</th>" for name, c in zip(frame.columns, cls))
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td{c}>{html.escape(str(v))}</td>" for v, c in zip(row, cls)) + "</tr>"
         for row in frame.itertuples(index=False)
     )
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.results import Results
-from harness.report.tables import Table, fmt, view
+from harness.report.tables import Table, fmt, fmt_epoch, view
 
 METRIC = "val_acc"
 
@@ -37,7 +37,8 @@ def trial_times(results: Results, target: float, metric: str = METRIC) -> pd.Dat
                 first = int(np.argmax(hit.to_numpy()))
                 epoch = float(part["epoch"].iloc[first])
                 if "epoch_seconds" in part:
-                    seconds = float(pd.to_numeric(part["epoch_seconds"], errors="coerce").iloc[: first + 1].sum(min_count=first + 1))
+                    spent = pd.to_numeric(part["epoch_seconds"], errors="coerce").iloc[: first + 1]
+                    seconds = float(spent.sum(min_count=first + 1))  # NaN if any epoch's time is missing
         rows.append({"trial_id": trial.trial_id, "label": trial.label, "config_key": trial.config_key,
                      "seed": trial.seed, "status": trial.status, "epoch": epoch, "seconds": seconds})
     return pd.DataFrame(rows, columns=["trial_id", "label", "config_key", "seed", "status", "epoch", "seconds"])
@@ -68,15 +69,15 @@ def time_to_target(results: Results, target: float, metric: str = METRIC) -> pd.
                              ascending=[True, True, False, True]).reset_index(drop=True)
 
 
-def _or_not_reached(x) -> str:
-    return "not reached" if isinstance(x, float) and math.isinf(x) else fmt(x, 1)
+def _or_not_reached(x, formatter=fmt) -> str:
+    return "not reached" if isinstance(x, float) and math.isinf(x) else formatter(x)
 
 
 def time_to_target_table(frame: pd.DataFrame, target: float, metric: str = METRIC) -> Table:
     shown = view(frame, {"label": "configuration"})
     shown["reached"] = [f"{r}/{n}" for r, n in zip(frame["reached"], frame["n"])]
-    shown["median epoch"] = [_or_not_reached(x) for x in frame["median_epoch"]]
-    shown["median seconds"] = [_or_not_reached(x) for x in frame["median_seconds"]]
+    shown["median epoch"] = [_or_not_reached(x, fmt_epoch) for x in frame["median_epoch"]]
+    shown["median seconds"] = [_or_not_reached(x, lambda v: fmt(v, 1)) for x in frame["median_seconds"]]
     shown["mean seconds (reached)"] = [fmt(x, 1) for x in frame["mean_seconds"]]
     note = (
         f"First epoch whose {metric} ≥ {target:g}; seconds = summed epoch_seconds through that epoch. Medians "

@@ -11,13 +11,14 @@ all `world_size` devices at the trial's precision (fp32 for precision "no").
 from __future__ import annotations
 
 import math
+import numbers
 
 import pandas as pd
 
 from harness.report.devices import peak_tflops
 from harness.report.flops import train_flops_per_image
 from harness.report.results import Results, parse_json
-from harness.report.tables import Table, fmt, fmt_int, view
+from harness.report.tables import Table, fmt, fmt_int, fmt_sig, view
 
 GROUP = ["arch", "precision", "batch_size", "device", "world_size"]
 SOURCES = {  # group column -> trials columns to read it from, first present wins
@@ -36,6 +37,18 @@ def _column(trials: pd.DataFrame, names: list[str]) -> pd.Series:
     return pd.Series([None] * len(trials), index=trials.index)
 
 
+def _shape(value) -> list | None:
+    return list(value) if isinstance(value, (list, tuple)) and value else None
+
+
+def _count(value) -> int | None:
+    return int(value) if isinstance(value, numbers.Real) and not pd.isna(value) and value > 0 else None
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    return pd.to_numeric(frame[column], errors="coerce") if column in frame else pd.Series(dtype=float)
+
+
 def _epoch_rate(epochs: pd.DataFrame) -> pd.DataFrame:
     """Per trial: mean images/s after the first (warm-up) epoch, and peak memory."""
     if epochs.empty:
@@ -43,9 +56,8 @@ def _epoch_rate(epochs: pd.DataFrame) -> pd.DataFrame:
     epochs = epochs.sort_values(["trial_id", "epoch"])
     rows = {}
     for tid, part in epochs.groupby("trial_id"):
-        ips = pd.to_numeric(part.get("images_per_sec"), errors="coerce") if "images_per_sec" in part else pd.Series(dtype=float)
+        ips, mem = _numbers(part, "images_per_sec"), _numbers(part, "peak_memory_mb")
         ips = ips.iloc[1:] if ips.notna().sum() > 1 else ips
-        mem = pd.to_numeric(part.get("peak_memory_mb"), errors="coerce") if "peak_memory_mb" in part else pd.Series(dtype=float)
         rows[tid] = {"ips": ips.mean(), "peak_mb": mem.max()}
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -58,8 +70,10 @@ def per_trial(results: Results) -> pd.DataFrame:
     stored = pd.to_numeric(_column(trials, ["train_images_per_sec"]), errors="coerce")
     frame["images_per_sec"] = stored.where(stored.notna(), rates["ips"].to_numpy()).to_numpy()
     frame["peak_memory_mb"] = rates["peak_mb"].to_numpy()
+    shapes = [parse_json(s) if isinstance(s, str) else s for s in _column(trials, ["input_shape"])]
     frame["flops_per_image"] = [
-        train_flops_per_image(parse_json(c)) if isinstance(c, str) else None for c in _column(trials, ["config"])
+        train_flops_per_image(parse_json(c), _shape(shape), _count(classes)) if isinstance(c, str) else None
+        for c, shape, classes in zip(_column(trials, ["config"]), shapes, _column(trials, ["num_classes"]))
     ]
     frame["world_size"] = pd.to_numeric(frame["world_size"], errors="coerce").fillna(1).astype(int)
     return frame.reset_index(drop=True)
@@ -95,9 +109,10 @@ def throughput_table(frame: pd.DataFrame) -> Table:
         "arch": "arch", "precision": "precision", "batch_size": "batch", "device": "device", "world_size": "devices",
         "trials": "trials", "images_per_sec": "images/s", "step_ms": "step ms", "peak_memory_mb": "peak MB",
         "gflops_per_image": "GFLOP/image (train)", "achieved_tflops": "TFLOP/s",
-    }, {"batch_size": fmt_int, "world_size": fmt_int, "trials": fmt_int, "achieved_tflops": lambda x: fmt(x, 3)})
+    }, {"batch_size": fmt_int, "world_size": fmt_int, "trials": fmt_int, "gflops_per_image": fmt_sig,
+        "achieved_tflops": fmt_sig, "peak_memory_mb": lambda x: fmt(x, 0)})
     shown["% of peak"] = [
-        f"{fmt(p, 1)}% of {fmt(t, 1)} ({d})" if not pd.isna(p) else "–"
+        f"{fmt_sig(p, 3)}% of {fmt(t, 1)} {d}" if not pd.isna(p) else "–"
         for p, t, d in zip(frame["pct_of_peak"], frame["peak_tflops"], frame["peak_dtype"])
     ]
     note = (

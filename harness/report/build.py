@@ -1,0 +1,191 @@
+"""`write_report`: one results directory -> report/ with Markdown and CSV tables, PNG figures and index.html.
+
+    report/leaderboard.md    ranking with CIs and ties, per-axis marginals, time to target
+    report/diagnosis.md      overfitting trials, generalization gap, diverged/stalled/failed trials
+    report/throughput.md     images/s, step time, memory, FLOPs, % of peak
+    report/compare.md        (with compare=OTHER_DIR) both leaderboards side by side
+    report/*.csv             the same tables, raw numbers
+    report/plots/*.png       curves, heatmaps, bars with CIs, confusion matrix, per-class F1, throughput
+    report/index.html        everything on one self-contained page
+
+A figure that fails to draw is reported (a warning and a line on the page), never fatal: the sweep
+calls this at its end and must not lose its results to a plotting problem.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+
+from harness.report import plots
+from harness.report.compare import compare as compare_boards, compare_table
+from harness.report.diagnosis import diagnosis_tables
+from harness.report.html import Figure, Section, write_page
+from harness.report.leaderboard import best_trial, check_metric, higher_is_better, leaderboard, leaderboard_table
+from harness.report.marginals import grid2d, heatmap_pairs, marginal, marginal_tables, marginals
+from harness.report.results import Results, load_results
+from harness.report.tables import Table, fmt, fmt_interval, markdown, write_csv
+from harness.report.targets import time_to_target, time_to_target_table
+from harness.report.throughput import throughput, throughput_table
+
+TOP = 3  # configurations whose curves are drawn
+
+
+class Figures:
+    """Draws figures into one folder, remembering which ones failed."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.failed: list[str] = []
+
+    def draw(self, name: str, caption: str, plot: Callable[..., Optional[Path]], *args, **kwargs) -> list[Figure]:
+        try:
+            path = plot(*args, path=self.folder / f"{name}.png", **kwargs)
+        except Exception as err:  # noqa: BLE001 - a figure never fails the report
+            warnings.warn(f"report: figure '{name}' could not be drawn: {type(err).__name__}: {err}", stacklevel=2)
+            self.failed.append(name)
+            return []
+        return [Figure(caption, path)] if path else []
+
+
+def _clear(out: Path) -> None:
+    """Make `out` and drop what an earlier report wrote there (its figures, compare.*), nothing else."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [*(out / "plots").glob("*.png"), out / "compare.md", out / "compare.csv"]:
+        stale.unlink(missing_ok=True)
+
+
+def _status_line(results: Results) -> str:
+    counts = Counter(results.trials["status"])
+    order = ["completed", "early_stopped", "stalled", "diverged", "failed"]
+    parts = [f"{counts[s]} {s}" for s in order if counts[s]] + [f"{n} {s}" for s, n in counts.items() if s not in order]
+    configs = results.trials["config_key"].nunique()
+    plural = "configuration" if configs == 1 else "configurations"
+    return f"{len(results.trials)} trials, {configs} {plural}: {', '.join(parts)}"
+
+
+def _leader_line(board: pd.DataFrame, metric: str) -> str:
+    if board.empty or board["n"].iloc[0] == 0:
+        return f"No configuration has a value for `{metric}` (see the diagnosis)."
+    top = board.iloc[0]
+    tied = int(board["tied_with_top"].sum()) - 1
+    ties = f"; statistically tied with {tied} other(s)" if tied > 0 else ""
+    return (f"Best: **{top['label']}** with {metric} {fmt(top['mean'])} "
+            f"(95% CI {fmt_interval(top['ci_low'], top['ci_high'], top['n'])}, n={top['n']}){ties}.")
+
+
+def _names(a: Results, b: Results) -> tuple[str, str]:
+    for name_a, name_b in ((a.name, b.name), (a.path.name, b.path.name), (str(a.path), str(b.path))):
+        if name_a != name_b:
+            return name_a, name_b
+    return "A", "B"
+
+
+def write_report(results_dir: str | Path, metric: str = "best_val_acc", target: float = 0.9,
+                 compare: str | Path | None = None, out: str | Path | None = None, top: int = TOP) -> Path:
+    """Write the report of `results_dir` (into `out`, default results_dir/report) and return that folder.
+
+    Raises ReportError (a one-line message) for a missing directory, no trial rows or an unknown metric.
+    """
+    results = load_results(results_dir)
+    check_metric(results, metric)
+    other = load_results(compare) if compare is not None else None
+    if other is not None:
+        check_metric(other, metric)
+    out = Path(out) if out is not None else results.path / "report"
+    _clear(out)
+    figures = Figures(out / "plots")
+    better = higher_is_better(metric)
+
+    # Tables
+    board = leaderboard(results, metric)
+    ranking = leaderboard_table(board, metric)
+    stacked = marginals(results, metric)
+    by_axis = marginal_tables(stacked, metric)
+    times = time_to_target(results, target)
+    timing = time_to_target_table(times, target)
+    diagnosis = diagnosis_tables(results)
+    speed = throughput(results)
+    speed_table = throughput_table(speed)
+
+    # Figures
+    ranked = board[board["n"] > 0]
+    tied = list(ranked["tied_with_top"])
+    bars = figures.draw("leaderboard", f"{metric} per configuration, mean with 95% CI (red: tied with the best)",
+                        plots.plot_bars, ranked, title=f"Leaderboard: {metric}", xlabel=metric, highlight=tied)
+    marginal_figs = []
+    for rows, cols in heatmap_pairs(results):
+        grid = grid2d(results, metric, rows, cols).rename_axis(index=rows, columns=cols)
+        marginal_figs += figures.draw(f"heatmap_{rows}_x_{cols}".replace(".", "-"),
+                                      f"mean {metric} over seeds and other axes: {rows} x {cols}",
+                                      plots.plot_heatmap, grid, title=f"{metric}: {rows} x {cols}",
+                                      higher_is_better=better)
+    archs = results.included()["model.arch"].nunique() if "model.arch" in results.trials else 0
+    if archs > 1:
+        arch = marginal(results, metric, "model.arch").rename(columns={"value": "label"})
+        marginal_figs += figures.draw("architectures", f"{metric} per architecture, mean with 95% CI",
+                                      plots.plot_bars, arch, title=f"Architectures: {metric}", xlabel=metric)
+    labels = list(ranked["label"].head(top))
+    curves = figures.draw("curves", f"train (solid) vs validation (dashed) of the top {len(labels)}, "
+                                    "mean over seeds with min-max band; red dotted: overfit epochs",
+                          plots.plot_curves, results.epochs, results.trials, labels)
+    best = best_trial(results, board, metric)
+    best_figs: list[Figure] = []
+    if best is not None:
+        tid = best["trial_id"]
+        classes = results.classes[results.classes["trial_id"] == tid]
+        names = list(classes.sort_values("class_index")["class_name"]) if "class_name" in classes else []
+        confusion = results.confusion[results.confusion["trial_id"] == tid]
+        best_figs += figures.draw("confusion", f"confusion matrix of the best trial `{tid}` (test set)",
+                                  plots.plot_confusion, confusion, names, title=f"Confusion: {tid}")
+        best_figs += figures.draw("class_f1", f"per-class F1 of the best trial `{tid}` (weakest in red)",
+                                  plots.plot_class_f1, classes, title=f"Per-class F1: {tid}")
+    speed_figs = figures.draw("throughput", "training images/s per arch x precision x batch size",
+                              plots.plot_throughput, speed)
+
+    # Comparison
+    comparison: list[Table] = []
+    compare_figs: list[Figure] = []
+    if other is not None:
+        name_a, name_b = _names(results, other)
+        frame = compare_boards(board, leaderboard(other, metric))
+        comparison = [compare_table(frame, name_a, name_b, metric)]
+        compare_figs = figures.draw("compare", f"{metric}: {name_a} vs {name_b}, mean with 95% CI",
+                                    plots.plot_compare, frame, name_a, name_b, metric=metric)
+
+    # Files
+    status, leader = _status_line(results), _leader_line(board, metric)
+    intro = f"Sweep `{results.name}` ({results.path}). {status}.\n\n{leader}\n"
+    documents = {
+        "leaderboard.md": markdown(f"Leaderboard: {metric}", [ranking, *by_axis, timing], intro),
+        "diagnosis.md": markdown("Diagnosis", diagnosis, intro),
+        "throughput.md": markdown("Throughput", [speed_table]),
+    }
+    if comparison:
+        documents["compare.md"] = markdown(comparison[0].title, comparison)
+    for name, text in documents.items():
+        (out / name).write_text(text, encoding="utf-8")
+    csv_tables = [ranking, timing, *diagnosis, speed_table, *comparison]
+    for table in csv_tables:
+        write_csv(table, out)
+    stacked.to_csv(out / "marginals.csv", index=False)
+
+    sections = [
+        Section("leaderboard", "Leaderboard", [ranking], bars),
+        Section("marginals", "Per-axis marginals", by_axis, marginal_figs),
+        Section("time-to-target", "Time to target", [timing]),
+        Section("curves", "Training curves", [], curves),
+        Section("best-trial", "Best trial", [], best_figs),
+        Section("diagnosis", "Diagnosis", diagnosis),
+        Section("throughput", "Throughput", [speed_table], speed_figs),
+        Section("compare", "Comparison", comparison, compare_figs),
+    ]
+    subtitle = [status, f"Metric `{metric}` ({'higher' if better else 'lower'} is better). {leader}"]
+    if figures.failed:
+        subtitle.append(f"Figures that could not be drawn: {', '.join(figures.failed)}.")
+    write_page(out / "index.html", f"Report: {results.name}", subtitle, sections)
+    return out

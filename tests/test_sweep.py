@@ -1,0 +1,124 @@
+"""The sweep CLI on real (local) Ray: one row per trial and per trial x epoch, isolation of a failing
+trial (exit 1), resume after SIGKILL with no trial lost or duplicated, data-parallel trials, shards."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import store
+from harness.config import build_sweep
+from harness.sweep import parse_shard, random_subset, shard, smoke_trials
+
+SWEEP = """
+name: {name}
+dataset: {{name: synthetic, num_train: 512, num_val: 128, num_test: 128, shape: [1, 8, 8], num_classes: 4}}
+model: {{arch: mlp, widths: [16]}}
+optimizer: {{name: adam, lr: 0.01}}
+train: {{epochs: {epochs}, batch_size: 64}}
+health: {{enabled: false}}
+resources: {{cpus_per_trial: 1}}
+seeds: [0, 1]
+grid:
+  model.activation: [relu, tanh]
+  optimizer.lr: {lrs}
+"""
+
+
+def sweep_cmd(path, results, *extra):
+    return [sys.executable, "-m", "harness.sweep", str(path), "--results-dir", str(results), "--no-report", *extra]
+
+
+def test_sweep_runs_every_trial_once_with_its_config(tmp_path, write_sweep):
+    path = write_sweep(SWEEP.format(name="small", epochs=2, lrs="[0.01, 0.001]"))
+    proc = subprocess.run(sweep_cmd(path, tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "finished 8 trials" in proc.stdout and "8 completed" in proc.stdout
+    assert "rank  best_val_acc" in proc.stdout  # the top table
+    trials = store.read_table(tmp_path / "small", "trials")
+    epochs = store.read_table(tmp_path / "small", "epochs")
+    expected = {t.trial_id: t for t in build_sweep(__import__("yaml").safe_load(path.read_text())).trials}
+    assert sorted(trials["trial_id"]) == sorted(expected)
+    assert len(epochs) == 8 * 2
+    assert {tid: sorted(e) for tid, e in epochs.groupby("trial_id")["epoch"]} == {tid: [1, 2] for tid in expected}
+    for _, row in trials.iterrows():
+        cfg = expected[row["trial_id"]].config
+        assert row["status"] == "completed"
+        assert (row["model.activation"], row["optimizer.lr"], row["seed"]) == (cfg.model.activation, cfg.optimizer.lr,
+                                                                              cfg.seed)
+    # a second run without --resume refuses to mix results
+    again = subprocess.run(sweep_cmd(path, tmp_path), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "--resume to continue it" in again.stderr
+
+
+def test_failing_trial_is_recorded_and_the_sweep_exits_1(tmp_path, write_sweep):
+    # dataset.name cifar10 with no files and no download: each trial raises DatasetUnavailable;
+    # only one grid point uses it, the others train
+    path = write_sweep(SWEEP.format(name="fails", epochs=1, lrs="[0.01]").replace("seeds: [0, 1]", "seeds: [0]")
+                       + f"  dataset.name: [synthetic, cifar10]\n")
+    proc = subprocess.run(sweep_cmd(path, tmp_path, "--set", f"dataset.data_dir={tmp_path / 'nodata'}",
+                                    "--set", "dataset.download=false"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    trials = store.read_table(tmp_path / "fails", "trials").set_index("trial_id")
+    assert len(trials) == 4
+    failed = trials[trials["status"] == "failed"]
+    assert sorted(failed.index) == ["activation=relu-lr=0.01-dataset=cifar10-seed=0",
+                                    "activation=tanh-lr=0.01-dataset=cifar10-seed=0"]
+    assert failed["error"].str.startswith("DatasetUnavailable").all()
+    assert (trials.drop(failed.index)["status"] == "completed").all()
+
+
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, write_sweep):
+    path = write_sweep(SWEEP.format(name="killed", epochs=6, lrs="[0.01, 0.003, 0.001]"))  # 12 trials
+    proc = subprocess.Popen(sweep_cmd(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    results = tmp_path / "killed"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(store.finished_trial_ids(results)) < 3:
+        time.sleep(0.5)
+    finished_before = store.finished_trial_ids(results)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
+    proc.wait()
+    subprocess.run(["pkill", "-9", "-f", "ray::"], check=False)
+    assert 3 <= len(finished_before) < 12
+    before = store.read_table(results, "trials").set_index("trial_id").loc[sorted(finished_before), "finished_at"]
+
+    resumed = subprocess.run(sweep_cmd(path, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert f"({len(finished_before)} already finished)" in resumed.stdout
+    trials = store.read_table(results, "trials")
+    epochs = store.read_table(results, "epochs")
+    assert len(trials) == 12 and trials["trial_id"].is_unique and set(trials["status"]) == {"completed"}
+    assert len(epochs) == 12 * 6 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    # finished trials were not rerun
+    after = trials.set_index("trial_id").loc[sorted(finished_before), "finished_at"]
+    assert after.tolist() == before.tolist()
+
+
+def test_data_parallel_trial_over_two_ray_train_workers(tmp_path, write_sweep):
+    text = SWEEP.format(name="dp", epochs=2, lrs="[0.01]").replace("seeds: [0, 1]", "seeds: [0]")
+    text = text.replace("resources: {cpus_per_trial: 1}", "resources: {cpus_per_trial: 0.5, workers_per_trial: 2}")
+    text = text.replace("  model.activation: [relu, tanh]\n", "")
+    path = write_sweep(text)
+    proc = subprocess.run(sweep_cmd(path, tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    trials = store.read_table(tmp_path / "dp", "trials")
+    assert list(trials["status"]) == ["completed"] and list(trials["world_size"]) == [2]
+    assert len(store.read_table(tmp_path / "dp", "epochs")) == 2
+
+
+def test_shards_random_search_and_smoke_selection_are_pure():
+    trials = build_sweep({"name": "s", "seeds": [0, 1], "grid": {"optimizer.lr": [0.1, 0.01, 0.001]}}).trials
+    ids = [t.trial_id for t in trials]
+    assert [t.trial_id for t in shard(trials, 1, 4)] == [ids[1], ids[5]]
+    assert sum(len(shard(trials, i, 4)) for i in range(4)) == 6
+    assert parse_shard("2/3") == (2, 3)
+    with pytest.raises(Exception, match="I must be in 0..N-1"):
+        parse_shard("3/3")
+    picked = random_subset(trials, 2, [0, 1], seed=0)
+    assert len(picked) == 4 and len({t.params["optimizer.lr"] for t in picked}) == 2  # 2 points x 2 seeds
+    assert [t.trial_id for t in smoke_trials(trials, 4)] == [ids[0], ids[2], ids[3], ids[5]]
