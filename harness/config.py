@@ -384,18 +384,18 @@ class Sweep:
         return self.trials[0].config
 
 
-def _short_name(key: str, keys: list[str]) -> str:
+def short_name(key: str, keys: list[str]) -> str:
     parts = key.split(".")
     short = parts[-2] if parts[-1] in ("name", "arch") and len(parts) > 1 else parts[-1]
     if parts[-1] == "arch":
         short = "arch"
     others = [k for k in keys if k != key]
-    if any(_short_name_plain(o) == short for o in others):
+    if any(_plain_short_name(o) == short for o in others):
         return key
     return short
 
 
-def _short_name_plain(key: str) -> str:
+def _plain_short_name(key: str) -> str:
     parts = key.split(".")
     if parts[-1] == "arch":
         return "arch"
@@ -417,7 +417,7 @@ def format_value(value: Any) -> str:
 def trial_id(point: dict[str, Any], seed: int) -> str:
     """A stable, readable id from the grid point: 'activation=relu-lr=0.01-seed=0'."""
     keys = list(point)
-    parts = [f"{_short_name(k, keys)}={format_value(v)}" for k, v in point.items()]
+    parts = [f"{short_name(k, keys)}={format_value(v)}" for k, v in point.items()]
     return "-".join(parts + [f"seed={seed}"])
 
 

@@ -19,3 +19,38 @@ def write_sweep(tmp_path):
         return path
 
     return write
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def readme_block(marker: str = "quickstart") -> list[str]:
+    """The commands between <!-- marker --> and <!-- /marker --> in README.md, comments stripped."""
+    text = open(os.path.join(REPO, "README.md")).read()
+    start = text.index(f"<!-- {marker}")
+    block = text[start:text.index(f"<!-- /{marker} -->")]
+    lines = [line.split("  #")[0].strip() for line in block.splitlines()]
+    return [line for line in lines if line.startswith(("python ", "pip "))]
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory):
+    """The README's quickstart commands, run as written in a fresh working directory (once per
+    test session): returns (workdir, [(command, CompletedProcess), ...])."""
+    import shutil
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("quickstart")
+    shutil.copytree(os.path.join(REPO, "sweeps"), work / "sweeps")
+    runs = []
+    for command in readme_block():
+        if command.startswith("pip "):
+            continue  # the install is what CI itself does first
+        argv = command.split()
+        argv[0] = sys.executable
+        proc = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=900)
+        runs.append((command, proc))
+        if proc.returncode != 0:
+            break
+    return work, runs

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,39 @@ def test_cli_dry_run_json_lists_trials_with_params(tmp_path):
                                                "activation=sigmoid-seed=0", "activation=sigmoid-seed=1"]
     assert {t["params"] for t in trials} == {84060}
     assert trials[2]["model.activation"] == "sigmoid" and trials[2]["seed"] == 0
+
+
+SWEEP_FILES = sorted(p.name for p in (Path(__file__).parent.parent / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SWEEP_FILES)
+def test_every_sweep_file_passes_dry_run(name):
+    proc = run_cli(str(Path(__file__).parent.parent / "sweeps" / name), "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) >= 1
+
+
+def test_cifar_grid_is_900_trials():
+    assert len(load_sweep(Path(__file__).parent.parent / "sweeps" / "cifar.yaml").trials) == 5 * 3 * 5 * 4 * 3
+
+
+def test_dry_run_parameter_counts_over_the_zoo(write_sweep):
+    """Exact counts, derived by hand from the layer specs in shared/seeds.md."""
+    path = write_sweep("name: zoo\ndataset: {name: cifar10}\ngrid:\n  model.arch: [s0_mlp, s0_cnn, s0_cnn_bn_dropout,"
+                       " s0_vgg16_transfer, s4_smallcnn, resnet18]\n")
+    proc = run_cli(str(path), "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    params = {t["model.arch"]: t["params"] for t in json.loads(proc.stdout)}
+    assert params == {
+        "s0_mlp": 3072 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10,  # 820,874
+        "s0_cnn": (3 * 32 * 9 + 32) + (32 * 64 * 9 + 64) + (64 * 128 * 9 + 128) + (128 * 128 * 9 + 128)
+        + (128 * 256 * 9 + 256) + (256 * 256 * 9 + 256) + (256 * 4 * 4 * 10 + 10),  # 1,167,050
+        "s0_cnn_bn_dropout": 1_167_050 + 2 * (64 + 128 + 256),  # BatchNorm weight + bias
+        "s0_vgg16_transfer": 14_714_688 + (512 * 256 + 256) + (256 * 128 + 128) + (128 * 10 + 10),
+        "s4_smallcnn": (3 * 16 * 9 + 16) + (16 * 32 * 9 + 32) + (32 * 64 * 9 + 64) + (1024 * 128 + 128) + (128 * 10 + 10),
+        "resnet18": 11_181_642 - 64 * 3 * 7 * 7 + 64 * 3 * 3 * 3,  # torchvision's, with a 3x3 stem: 11,173,962
+    }
+    path = write_sweep("name: mnist\ndataset: {name: mnist}\ngrid:\n  model.arch: [s3_mlp, cnn_mnist]\n", "m.yaml")
+    params = {t["model.arch"]: t["params"] for t in json.loads(run_cli(str(path), "--dry-run", "--json").stdout)}
+    assert params == {"s3_mlp": 784 * 100 + 100 + 100 * 50 + 50 + 50 * 10 + 10,  # 84,060
+                      "cnn_mnist": (25 * 10 + 10) + (10 * 20 * 25 + 20) + (500 * 50 + 50) + (50 * 10 + 10)}  # 30,840

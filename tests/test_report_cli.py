@@ -76,13 +76,14 @@ def test_cli_subprocess_default_out(tmp_path):
     assert "Ranking by test_acc" in (results / "report" / "leaderboard.md").read_text()
 
 
+FEW = [("relu", "adam", 0.01), ("gelu", "adam", 0.01), ("tanh", "sgd", 0.1)]
 VARIANTS = {
-    "no_classes": dict(classes=False),
-    "single_seed": dict(seeds=(0,)),
+    "no_classes": dict(classes=False, configs=FEW),
+    "single_seed": dict(seeds=(0,), configs=FEW),
     "single_config": dict(configs=[("relu", "adam", 0.01)]),
     "no_grid": dict(grid=False, configs=[("relu", "adam", 0.01)]),
     "all_failed": dict(all_failed=True, configs=[("relu", "adam", 0.01), ("tanh", "sgd", 0.1)]),
-    "point_in_params": dict(point_column="params", seeds=(0, 1)),
+    "point_in_params": dict(point_column="params", seeds=(0, 1), configs=FEW),
 }
 
 

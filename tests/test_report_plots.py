@@ -47,11 +47,11 @@ def test_heatmap(results, tmp_path):
                                  title="best_val_acc"))
 
 
-def test_bars_leaderboard_and_one_bar(results, board, tmp_path):
+def test_intervals_leaderboard_and_a_single_entry(results, board, tmp_path):
     tied = list(board["tied_with_top"])
-    check_png(plots.plot_bars(board, tmp_path / "b.png", title="t", xlabel="acc", highlight=tied))
+    check_png(plots.plot_intervals(board, tmp_path / "b.png", title="t", xlabel="acc", highlight=tied))
     arch = marginal(results, "best_val_acc", "model.arch").rename(columns={"value": "label"})
-    check_png(plots.plot_bars(arch, tmp_path / "one.png", title="architectures", xlabel="acc"))
+    check_png(plots.plot_intervals(arch, tmp_path / "one.png", title="architectures", xlabel="acc"))
 
 
 def test_confusion_and_class_f1(results, board, tmp_path):

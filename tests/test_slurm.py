@@ -45,7 +45,7 @@ def tiny_sweep(tmp_path: Path, name: str = "slurm-tiny") -> Path:
 
 FAKES = {
     "srun": """#!/bin/bash
-printf '%s\\x1f' srun "$@" >> "$LOG"; echo >> "$LOG"
+line=$(printf '%s\\x1f' srun "$@"); echo "$line" >> "$LOG"  # one write: calls run in parallel
 for a in "$@"; do [[ $a == hostname ]] && echo "10.0.0.1 10.1.0.1"; done
 exit 0
 """,
@@ -53,10 +53,10 @@ exit 0
 [[ $1 == show && $2 == hostnames ]] && printf 'node%s\\n' 1 2 3 4 | head -n "$NODES"
 """,
     "rm": """#!/bin/bash
-printf '%s\\x1f' rm "$@" >> "$LOG"; echo >> "$LOG"
+line=$(printf '%s\\x1f' rm "$@"); echo "$line" >> "$LOG"  # one write: calls run in parallel
 """,
     "python": """#!/bin/bash
-printf '%s\\x1f' python "$@" >> "$LOG"; echo >> "$LOG"
+line=$(printf '%s\\x1f' python "$@"); echo "$line" >> "$LOG"  # one write: calls run in parallel
 [[ $* == *secrets* ]] && echo token
 [[ $* == *"import grpc"* ]] && exit "${HAS_GRPC:-1}"
 if [[ $* == *wait_for_nodes* ]]; then  # like the real one: until the srun step has started

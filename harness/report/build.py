@@ -74,8 +74,9 @@ def _leader_line(board: pd.DataFrame, metric: str) -> str:
     top = board.iloc[0]
     tied = int(board["tied_with_top"].sum()) - 1
     ties = f"; statistically tied with {tied} other(s)" if tied > 0 else ""
-    return (f"Best: **{top['label']}** with {metric} {fmt(top['mean'])} "
-            f"(95% CI {fmt_interval(top['ci_low'], top['ci_high'], top['n'])}, n={top['n']}){ties}.")
+    spread = (f"95% CI {fmt_interval(top['ci_low'], top['ci_high'], top['n'])}, n={top['n']}" if top["n"] > 1
+              else "one seed, no interval")
+    return f"Best: **{top['label']}** with {metric} {fmt(top['mean'])} ({spread}){ties}."
 
 
 def _names(a: Results, b: Results) -> tuple[str, str]:
@@ -116,7 +117,7 @@ def write_report(results_dir: str | Path, metric: str = "best_val_acc", target: 
     ranked = board[board["n"] > 0]
     tied = list(ranked["tied_with_top"])
     bars = figures.draw("leaderboard", f"{metric} per configuration, mean with 95% CI (red: tied with the best)",
-                        plots.plot_bars, ranked, title=f"Leaderboard: {metric}", xlabel=metric, highlight=tied)
+                        plots.plot_intervals, ranked, title=f"Leaderboard: {metric}", xlabel=metric, highlight=tied)
     marginal_figs = []
     for rows, cols in heatmap_pairs(results):
         grid = grid2d(results, metric, rows, cols).rename_axis(index=rows, columns=cols)
@@ -128,7 +129,7 @@ def write_report(results_dir: str | Path, metric: str = "best_val_acc", target: 
     if archs > 1:
         arch = marginal(results, metric, "model.arch").rename(columns={"value": "label"})
         marginal_figs += figures.draw("architectures", f"{metric} per architecture, mean with 95% CI",
-                                      plots.plot_bars, arch, title=f"Architectures: {metric}", xlabel=metric)
+                                      plots.plot_intervals, arch, title=f"Architectures: {metric}", xlabel=metric)
     labels = list(ranked["label"].head(top))
     curves = figures.draw("curves", f"train (solid) vs validation (dashed) of the top {len(labels)}, "
                                     "mean over seeds with min-max band; red dotted: overfit epochs",

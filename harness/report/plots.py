@@ -5,7 +5,7 @@ path, or returns None when there is nothing to draw (e.g. no epoch rows):
 
     plot_curves       train vs validation loss and accuracy of the top configurations, overfit epochs marked
     plot_heatmap      a metric over two grid axes, seed-mean values printed in the cells
-    plot_bars         means with 95% CI error bars (leaderboard, architecture comparison)
+    plot_intervals    means with 95% CIs as dots and whiskers (leaderboard, architecture comparison)
     plot_confusion    row-normalized confusion matrix of one trial
     plot_class_f1     per-class F1 of one trial, weakest class highlighted
     plot_throughput   images/s per arch x precision x batch size, TFLOP/s and % of peak annotated
@@ -22,6 +22,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from harness.report.tables import fmt_si
 
 STYLE = {
     "figure.dpi": 110,
@@ -122,7 +124,7 @@ def plot_heatmap(grid: pd.DataFrame, path: Path, title: str, higher_is_better: b
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
                 light = (v < middle) == higher_is_better
-                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=10, fontweight="bold",
+                ax.text(j, i, f"{v:.3f}" if abs(v) < 10 else f"{v:.4g}", ha="center", va="center", fontsize=10, fontweight="bold",
                         color="white" if light else "black")
         ax.set_title(title)
         for side in ("top", "right", "left", "bottom"):
@@ -134,31 +136,31 @@ def plot_heatmap(grid: pd.DataFrame, path: Path, title: str, higher_is_better: b
 # Bars with intervals
 
 
-def plot_bars(frame: pd.DataFrame, path: Path, title: str, xlabel: str,
-              highlight: Optional[list[bool]] = None) -> Optional[Path]:
-    """Horizontal bars of `mean` per `label` with asymmetric CI error bars (`ci_low`, `ci_high`), first on top."""
+def plot_intervals(frame: pd.DataFrame, path: Path, title: str, xlabel: str,
+                   highlight: Optional[list[bool]] = None) -> Optional[Path]:
+    """Dot-and-whisker: `mean` per `label` with its 95% CI (`ci_low`, `ci_high`), first on top, value annotated."""
     frame = frame[frame["mean"].notna()].head(MAX_BARS)
     if frame.empty:
         return None
-    labels = [_short(str(x), 56) for x in frame["label"]]
+    labels = [_short(str(x), 72) for x in frame["label"]]
     means = frame["mean"].to_numpy(dtype=float)
     lo = np.where(frame["ci_low"].isna(), means, frame["ci_low"].to_numpy(dtype=float))
     hi = np.where(frame["ci_high"].isna(), means, frame["ci_high"].to_numpy(dtype=float))
     colors = [ACCENT if h else TRAIN for h in (highlight or [False] * len(frame))][: len(frame)]
+    counts = frame["n"] if "n" in frame else [None] * len(frame)
     with matplotlib.rc_context(STYLE):
         fig = _figure(9, max(MIN_HEIGHT, 0.42 * len(frame) + 1.6))
         ax = fig.subplots()
         y = np.arange(len(frame))
-        ax.barh(y, means, color=colors, alpha=0.85)
-        ax.errorbar(means, y, xerr=[means - lo, hi - means], fmt="none", ecolor="black", capsize=3, linewidth=1)
-        for yi, m, h, n in zip(y, means, hi, frame.get("n", [None] * len(frame))):
+        for yi, m, l, h, color, n in zip(y, means, lo, hi, colors, counts):
+            ax.errorbar([m], [yi], xerr=[[m - l], [h - m]], fmt="o", color=color, ecolor=color, capsize=4,
+                        markersize=7, linewidth=1.8)
             text = f"{m:.4f}" + (f"  (n={int(n)})" if n is not None and not pd.isna(n) else "")
-            ax.annotate(text, (h, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+            ax.annotate(text, (h, yi), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
         ax.set_yticks(y, labels)
-        ax.invert_yaxis()
-        span = np.nanmax(hi) - min(np.nanmin(lo), 0)
-        left = max(0.0, np.nanmin(lo) - 0.1 * span) if np.nanmin(lo) >= 0 else np.nanmin(lo) - 0.1 * span
-        ax.set_xlim(left, np.nanmax(hi) + 0.25 * span)
+        ax.set_ylim(len(frame) - 0.5, -0.5)
+        span = (hi.max() - lo.min()) or abs(means[0]) * 0.1 or 1.0
+        ax.set_xlim(lo.min() - 0.08 * span, hi.max() + 0.3 * span)
         ax.set_xlabel(xlabel)
         ax.set_title(title)
         ax.grid(axis="y", visible=False)
@@ -244,7 +246,7 @@ def plot_throughput(frame: pd.DataFrame, path: Path) -> Optional[Path]:
         for yi, v, tf, pct in zip(y, ips, frame["achieved_tflops"], frame["pct_of_peak"]):
             text = f"{v:,.0f} img/s"
             if not pd.isna(tf):
-                text += f" · {tf:.3g} TFLOP/s"
+                text += f" · {fmt_si(tf * 1e12, 'FLOP/s')}"
             if not pd.isna(pct):
                 text += f" · {pct:.3g}% of peak"
             ax.annotate(text, (v, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.config import _short_name, format_value
+from harness.config import short_name, format_value
 from harness.store import read_table
 
 # Statuses whose metric is left out of means (listed in the diagnosis instead).
@@ -67,11 +67,11 @@ def parse_json(text: Any) -> Any:
 
 
 def config_label(point: dict[str, Any], fallback: str) -> str:
-    """'activation=relu lr=0.01' from a grid point (short key names, as in trial ids)."""
+    """'activation=relu loss=nll lr=0.01' from a grid point: short key names as in trial ids, sorted."""
     if not point:
         return fallback
     keys = list(point)
-    return " ".join(f"{_short_name(k, keys)}={format_value(v)}" for k, v in point.items())
+    return " ".join(sorted(f"{short_name(k, keys)}={format_value(v)}" for k, v in point.items()))
 
 
 POINT_COLUMNS = ("point", "params")

@@ -67,6 +67,17 @@ def fmt_sig(x: Any, digits: int = 4) -> str:
     return DASH if missing(x) else f"{float(x):.{digits}g}"
 
 
+def fmt_si(x: Any, unit: str = "") -> str:
+    """3 significant digits with an SI prefix: 3.35 M, 24.3 G, 0.0151 T -> 15.1 G."""
+    if missing(x):
+        return DASH
+    x = float(x)
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= factor:
+            return f"{x / factor:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}".rstrip()
+
+
 def fmt_epoch(x: Any) -> str:
     """An epoch (or a median of epochs): '3', '4.5'."""
     if missing(x) or (isinstance(x, float) and math.isinf(x)):
@@ -130,7 +141,7 @@ def markdown(title: str, tables: Sequence[Table], intro: str = "") -> str:
     return "\n".join(parts)
 
 
-NUMERIC = re.compile(r"^[\[\]+\-−–<>=.,/%0-9 ∞eE]*$|^none \(n=1\)$|^NaN$|^not reached$")
+NUMERIC = re.compile(r"^[\[\]+\-−–<>=.,/%0-9 ∞eEkMGTP]*$|^none \(n=1\)$|^NaN$|^not reached$")
 
 
 def html_table(frame: pd.DataFrame) -> str:

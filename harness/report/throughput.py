@@ -18,7 +18,7 @@ import pandas as pd
 from harness.report.devices import peak_tflops
 from harness.report.flops import train_flops_per_image
 from harness.report.results import Results, parse_json
-from harness.report.tables import Table, fmt, fmt_int, fmt_sig, view
+from harness.report.tables import Table, fmt, fmt_int, fmt_si, fmt_sig, view
 
 GROUP = ["arch", "precision", "batch_size", "device", "world_size"]
 SOURCES = {  # group column -> trials columns to read it from, first present wins
@@ -108,9 +108,9 @@ def throughput_table(frame: pd.DataFrame) -> Table:
     shown = view(frame, {
         "arch": "arch", "precision": "precision", "batch_size": "batch", "device": "device", "world_size": "devices",
         "trials": "trials", "images_per_sec": "images/s", "step_ms": "step ms", "peak_memory_mb": "peak MB",
-        "gflops_per_image": "GFLOP/image (train)", "achieved_tflops": "TFLOP/s",
-    }, {"batch_size": fmt_int, "world_size": fmt_int, "trials": fmt_int, "gflops_per_image": fmt_sig,
-        "achieved_tflops": fmt_sig, "peak_memory_mb": lambda x: fmt(x, 0)})
+        "gflops_per_image": "train FLOP/image", "achieved_tflops": "achieved FLOP/s",
+    }, {"batch_size": fmt_int, "world_size": fmt_int, "trials": fmt_int, "peak_memory_mb": lambda x: fmt(x, 0),
+        "gflops_per_image": lambda g: fmt_si(g * 1e9), "achieved_tflops": lambda t: fmt_si(t * 1e12)})
     shown["% of peak"] = [
         f"{fmt_sig(p, 3)}% of {fmt(t, 1)} {d}" if not pd.isna(p) else "–"
         for p, t, d in zip(frame["pct_of_peak"], frame["peak_tflops"], frame["peak_dtype"])
