@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -355,6 +356,8 @@ def finalize(trials: list[Trial], results_dir: Path, errors: dict[str, str]) -> 
             row.update(best_val_acc=float(history["val_acc"].max()), best_val_loss=float(history["val_loss"].min()),
                        best_epoch=int(history.loc[history["val_loss"].idxmin(), "epoch"]))
         store.write_part(results_dir, "trials", t.trial_id, [row])
+        if status == "early_stopped":  # pruned: it will not be resumed, so its checkpoint can go
+            shutil.rmtree(results_dir / "checkpoints" / t.trial_id, ignore_errors=True)
         have[t.trial_id] = status
     return {t.trial_id: have[t.trial_id] for t in trials}
 
@@ -426,8 +429,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     results_dir = Path(args.results_dir) / sweep.name
     finished = store.finished_trial_ids(results_dir)
     if args.overwrite and results_dir.exists():
-        import shutil
-
         shutil.rmtree(results_dir)
         finished = set()
     elif finished and not args.resume:

@@ -20,7 +20,7 @@ def test_readme_quickstart_commands_succeed(quickstart_run):
 
     results = work / "results" / "quickstart"
     trials = store.read_table(results, "trials")
-    assert len(trials) == 16 and trials["trial_id"].is_unique
+    assert len(trials) == 24 and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"completed", "early_stopped"}
     assert trials["best_val_acc"].min() > 0.5  # chance is 0.1
     epochs = store.read_table(results, "epochs")
@@ -28,8 +28,8 @@ def test_readme_quickstart_commands_succeed(quickstart_run):
     assert (results / "report" / "index.html").exists()
 
     sweep_out = runs[0][1].stdout
-    assert "finished 16 trials" in sweep_out and "rank  best_val_acc" in sweep_out
+    assert "finished 24 trials" in sweep_out and "rank  best_val_acc" in sweep_out
     trial_out = runs[2][1].stdout
     assert "epoch   1/8" in trial_out and "results: results/quickstart/" in trial_out
     dry = runs[3][1].stdout
-    assert dry.startswith("quickstart: 16 trials") and "6,570 params" in dry  # 64*64+64 + 64*32+32 + 32*10+10
+    assert dry.startswith("quickstart: 24 trials") and "6,570 params" in dry  # 64*64+64 + 64*32+32 + 32*10+10

@@ -122,3 +122,18 @@ def test_shards_random_search_and_smoke_selection_are_pure():
     picked = random_subset(trials, 2, [0, 1], seed=0)
     assert len(picked) == 4 and len({t.params["optimizer.lr"] for t in picked}) == 2  # 2 points x 2 seeds
     assert [t.trial_id for t in smoke_trials(trials, 4)] == [ids[0], ids[2], ids[3], ids[5]]
+
+
+def test_asha_prunes_trials_and_every_trial_still_gets_a_row(tmp_path, write_sweep):
+    text = SWEEP.format(name="asha", epochs=6, lrs="[0.3, 0.03, 0.003, 0.0003]").replace("seeds: [0, 1]", "seeds: [0]")
+    text = text.replace("  model.activation: [relu, tanh]\n", "")
+    text += "tune: {scheduler: asha, grace_period: 1, reduction_factor: 2, metric: val_loss}\n"
+    path = write_sweep(text)
+    proc = subprocess.run(sweep_cmd(path, tmp_path, "--max-concurrent", "4"), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    trials = store.read_table(tmp_path / "asha", "trials").set_index("trial_id")
+    assert len(trials) == 4 and set(trials["status"]) <= {"completed", "early_stopped"}
+    pruned = trials[trials["epochs_run"] < 6]
+    assert len(pruned) >= 1 and (pruned["status"] == "early_stopped").all()
+    assert not (tmp_path / "asha" / "checkpoints").exists() or not any((tmp_path / "asha" / "checkpoints").iterdir())
