@@ -38,11 +38,15 @@ def flat_size(features: nn.Module, input_shape, arch: str) -> int:
     return out[0].numel()
 
 
-def mlp_head(fan_in: int, widths, num_classes: int, activation: str, dropout: float = 0.0) -> nn.Sequential:
-    """Linear -> act [-> Dropout] for each width, then Linear(-> num_classes)."""
+def mlp_head(fan_in: int, widths, num_classes: int, activation: str, dropout: float = 0.0,
+             batchnorm: bool = False) -> nn.Sequential:
+    """Linear [-> BatchNorm1d] -> act [-> Dropout] for each width, then Linear(-> num_classes)."""
     layers = []
     for w in widths:
-        layers += [nn.Linear(fan_in, w), make_activation(activation)]
+        layers.append(nn.Linear(fan_in, w))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(w))
+        layers.append(make_activation(activation))
         if dropout:
             layers.append(nn.Dropout(dropout))
         fan_in = w
@@ -56,17 +60,8 @@ def mlp_head(fan_in: int, widths, num_classes: int, activation: str, dropout: fl
 @register_model("mlp")
 def mlp(input_shape, num_classes, activation="relu", widths=(256, 128), dropout=0.0, batchnorm=False):
     """Flatten -> [Linear -> (BatchNorm1d) -> act -> (Dropout)] per width -> Linear."""
-    layers, fan_in = [nn.Flatten()], math.prod(input_shape)
-    for w in widths:
-        layers.append(nn.Linear(fan_in, w))
-        if batchnorm:
-            layers.append(nn.BatchNorm1d(w))
-        layers.append(make_activation(activation))
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        fan_in = w
-    layers.append(nn.Linear(fan_in, num_classes))
-    return nn.Sequential(*layers)
+    head = mlp_head(math.prod(input_shape), widths, num_classes, activation, dropout, batchnorm)
+    return nn.Sequential(nn.Flatten(), *head)
 
 
 @register_model("s0_mlp")

@@ -1,0 +1,141 @@
+"""Segmentation models: a registry of name -> factory(input_shape, num_classes, **options) -> nn.Module
+returning per-pixel logits [B, 1, H, W] (binary masks), and `unet_mobilenetv2`.
+
+Kept apart from harness.models.MODELS (whose entries are classifiers with an `activation` option);
+`model.arch` accepts names from either registry and `task` says which one a run may use.
+
+    @SEG_MODELS.register("my_unet")
+    def my_unet(input_shape, num_classes, ...) -> nn.Module: ...
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.registry import Registry
+
+SEG_MODELS = Registry("segmentation model")
+
+# MobileNetV2 `features` indices ending at each stride (2, 4, 8, 16, 32); the 1x1 conv to 1280 is unused.
+MOBILENETV2_STAGES = (2, 4, 7, 14, 18)
+DECODER_WIDTHS = (256, 128, 64, 32, 16)  # deepest first; an encoder of depth d uses the last d
+
+
+def seg_model_options(arch: str) -> dict[str, inspect.Parameter]:
+    """The options a segmentation model takes besides input_shape and num_classes."""
+    params = inspect.signature(SEG_MODELS.get(arch)).parameters
+    return {k: p for k, p in params.items() if k not in ("input_shape", "num_classes")}
+
+
+def create_seg_model(arch: str, input_shape, num_classes: int, init: str = "default", **options) -> nn.Module:
+    from harness.models.init import init_weights
+
+    if options.get("pretrained") and init != "default":
+        raise ValueError(f"model '{arch}': init '{init}' would overwrite the pretrained weights; use init 'default'")
+    model = SEG_MODELS.get(arch)(tuple(input_shape), num_classes, **options)
+    return init_weights(model, init)
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class UpBlock(nn.Module):
+    """x2 transposed-conv upsampling, then concatenate the skip (if any) and fuse with a 3x3 conv."""
+
+    def __init__(self, cin: int, skip: int, cout: int):
+        super().__init__()
+        self.up = nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, stride=2, bias=False), nn.BatchNorm2d(cout),
+                                nn.ReLU(inplace=True))
+        self.fuse = _conv_bn_relu(cout + skip, cout)
+
+    def forward(self, x: torch.Tensor, skip: Optional[torch.Tensor], size) -> torch.Tensor:
+        x = self.up(x)
+        if x.shape[-2:] != tuple(size):  # odd sizes: match the skip (or the input) exactly
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return self.fuse(x if skip is None else torch.cat([x, skip], dim=1))
+
+
+class UNetMobileNetV2(nn.Module):
+    """U-Net: MobileNetV2 encoder stages (strides 2..2^depth) as skips, a transposed-conv decoder, 1x1 head."""
+
+    def __init__(self, input_shape, out_channels: int = 1, pretrained: bool = False, freeze_encoder: bool = True,
+                 encoder_depth: int = 5, width_mult: float = 1.0, decoder_widths: Optional[Sequence[int]] = None):
+        super().__init__()
+        from torchvision.models import mobilenet_v2
+
+        from harness.models.tv import load_matching, load_pretrained, set_input_channels
+
+        if not 1 <= encoder_depth <= len(MOBILENETV2_STAGES):
+            raise ValueError(f"model 'unet_mobilenetv2': encoder_depth must be 1..5, got {encoder_depth}")
+        if pretrained and width_mult != 1.0:
+            raise ValueError("model 'unet_mobilenetv2': torchvision's pretrained MobileNetV2 has width_mult 1.0, "
+                             f"got {width_mult}")
+        widths = list(decoder_widths) if decoder_widths is not None else list(DECODER_WIDTHS[-encoder_depth:])
+        if len(widths) != encoder_depth or min(widths) < 1:
+            raise ValueError(f"model 'unet_mobilenetv2': decoder_widths needs {encoder_depth} positive widths "
+                             f"(one per encoder stage, deepest first), got {list(widths)}")
+
+        net = mobilenet_v2(weights=None, width_mult=width_mult)
+        set_input_channels(net, input_shape[0])
+        if pretrained:
+            from torchvision.models import MobileNet_V2_Weights
+
+            load_matching(net, load_pretrained(MobileNet_V2_Weights.IMAGENET1K_V1))
+        bounds = (0,) + MOBILENETV2_STAGES[:encoder_depth]
+        self.encoder = nn.ModuleList(net.features[a:b] for a, b in zip(bounds, bounds[1:]))
+        skips = [stage[-1].out_channels for stage in self.encoder]
+        self.freeze_encoder = freeze_encoder
+        self.encoder.requires_grad_(not freeze_encoder)
+
+        blocks, cin = [], skips[-1]
+        for i, width in enumerate(widths):  # deepest first; the last block has no skip (full resolution)
+            level = encoder_depth - 2 - i
+            blocks.append(UpBlock(cin, skips[level] if level >= 0 else 0, width))
+            cin = width
+        self.decoder = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(cin, out_channels, 1)
+
+    def train(self, mode: bool = True) -> "UNetMobileNetV2":
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()  # a frozen encoder keeps its batch-norm statistics (Keras' trainable=False)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        feats = []
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            for stage in self.encoder:
+                x = stage(x)
+                feats.append(x)
+        x = feats[-1]
+        skips = feats[-2::-1] + [None]  # the skip at each decoder level, deepest first
+        for block, skip in zip(self.decoder, skips):
+            x = block(x, skip, skip.shape[-2:] if skip is not None else size)
+        return self.head(x)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by part (`optimizer.group_lr: {encoder: 1e-4}` when the encoder trains)."""
+        return {"encoder": list(self.encoder.parameters()),
+                "decoder": list(self.decoder.parameters()) + list(self.head.parameters())}
+
+
+@SEG_MODELS.register("unet_mobilenetv2")
+def unet_mobilenetv2(input_shape, num_classes, pretrained=False, freeze_encoder=True, encoder_depth=5,
+                     width_mult=1.0, decoder_widths=None):
+    """U-Net on a torchvision MobileNetV2 encoder, 1-channel logits (binary masks).
+
+    `pretrained`: ImageNet weights (torchvision; offline without them: WeightsUnavailable).
+    `freeze_encoder`: encoder weights and batch-norm statistics fixed. `encoder_depth` 1-5: stages used
+    (fewer is faster). `width_mult`: MobileNetV2's channel multiplier. `decoder_widths`: one per stage,
+    deepest first (default 256, 128, 64, 32, 16, the last `encoder_depth` of them).
+    """
+    if num_classes > 2:
+        raise ValueError(f"model 'unet_mobilenetv2' predicts binary masks; the dataset has {num_classes} classes")
+    return UNetMobileNetV2(input_shape, 1, pretrained, freeze_encoder, encoder_depth, width_mult, decoder_widths)
