@@ -108,8 +108,9 @@ class ModelConfig(BaseModel):
     @classmethod
     def _known_arch(cls, v: str) -> str:
         from harness.models import MODELS, TORCHVISION_PREFIX
+        from harness.segmentation.models import SEG_MODELS
 
-        if v.startswith(TORCHVISION_PREFIX):
+        if v.startswith(TORCHVISION_PREFIX) or v in SEG_MODELS:
             return v
         return _check_name(MODELS, v)
 
@@ -130,8 +131,9 @@ class ModelConfig(BaseModel):
     @model_validator(mode="after")
     def _options_fit_arch(self) -> "ModelConfig":
         from harness.models import model_options
+        from harness.segmentation.models import SEG_MODELS, seg_model_options
 
-        allowed = model_options(self.arch)
+        allowed = seg_model_options(self.arch) if self.arch in SEG_MODELS else model_options(self.arch)
         for key in self.options:
             if key not in allowed:
                 names = sorted(set(allowed) | {"arch", "init"})
@@ -158,8 +160,9 @@ class LossConfig(Section):
     @classmethod
     def _known_loss(cls, v: str) -> str:
         from harness.losses import LOSSES
+        from harness.segmentation.losses import SEG_LOSSES
 
-        return _check_name(LOSSES, v)
+        return v if v in SEG_LOSSES else _check_name(LOSSES, v)  # the run's task checks which kind
 
 
 class OptimizerConfig(Section):
@@ -216,7 +219,7 @@ class TrainConfig(Section):
 
 class EarlyStoppingConfig(Section):
     enabled: bool = False
-    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    monitor: Literal["val_loss", "val_acc", "val_iou", "val_dice"] = "val_loss"  # iou/dice: segmentation
     mode: Literal["auto", "min", "max"] = "auto"
     patience: int = Field(5, ge=1)
     min_delta: float = Field(0.0, ge=0.0)
@@ -236,6 +239,15 @@ class HealthConfig(Section):
     divergence_factor: float = Field(100.0, gt=1.0)  # train loss above this x a uniform prediction's: diverged
     vanishing_grad: float = Field(1e-7, ge=0.0)  # a layer's grad norm below this: vanishing
     exploding_grad: float = Field(1e3, gt=0.0)  # total grad norm above this: exploding
+
+
+class SegmentationConfig(Section):
+    """`task: segmentation` only: prediction snapshots, mask threshold, joint image/mask augmentation."""
+
+    snapshot_every: int = Field(5, ge=0)  # epochs between prediction snapshots (and the last epoch); 0: none
+    snapshot_images: int = Field(4, ge=1, le=16)  # fixed validation images per snapshot
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)  # foreground where sigmoid(logit) > threshold
+    augment: Literal["none", "hflip"] = "none"  # hflip: flip image and mask together (dataset.augment stays none)
 
 
 class ResourcesConfig(Section):
@@ -259,7 +271,7 @@ class RunConfig(Section):
 
     name: str = "sweep"
     description: str = ""
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "segmentation"] = "classification"
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
@@ -270,6 +282,7 @@ class RunConfig(Section):
     health: HealthConfig = HealthConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tune: TuneConfig = TuneConfig()
+    segmentation: SegmentationConfig = SegmentationConfig()
     seed: int = 0
 
     @field_validator("name")
@@ -289,6 +302,30 @@ class RunConfig(Section):
                 raise ValueError(
                     f"train.epochs is {self.train.epochs} but the scheduler's stages add up to {total} epochs"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _fits_task(self) -> "RunConfig":
+        """Dataset, model, loss and monitored metric of the run's task (segmentation ones are separate)."""
+        from harness.data import SEGMENTATION_DATASETS
+        from harness.segmentation.losses import SEG_LOSSES
+        from harness.segmentation.models import SEG_MODELS
+
+        seg = self.task == "segmentation"
+        checks = [("dataset.name", self.dataset.name, self.dataset.name in SEGMENTATION_DATASETS,
+                   sorted(SEGMENTATION_DATASETS)),
+                  ("model.arch", self.model.arch, self.model.arch in SEG_MODELS, SEG_MODELS.names()),
+                  ("loss.name", self.loss.name, self.loss.name in SEG_LOSSES, SEG_LOSSES.names()),
+                  ("early_stopping.monitor", self.early_stopping.monitor,
+                   self.early_stopping.monitor in ("val_iou", "val_dice"), ["val_iou", "val_dice"])]
+        for key, value, is_seg, seg_names in checks:
+            if seg and not is_seg and not (key == "early_stopping.monitor" and value in ("val_loss", "val_acc")):
+                raise ValueError(f"{key}: '{value}' is not for task segmentation; allowed: {', '.join(seg_names)}")
+            if not seg and is_seg:
+                raise ValueError(f"{key}: '{value}' needs task: segmentation (this run's task is {self.task})")
+        if seg and self.dataset.augment != "none":
+            raise ValueError("dataset.augment: task segmentation augments image and mask together: "
+                             "set segmentation.augment (none, hflip) and leave dataset.augment none")
         return self
 
     def flat(self) -> dict[str, Any]:

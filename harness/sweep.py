@@ -170,7 +170,7 @@ class Progress:
             value = self.best[0] if self.metric.endswith("acc") else -self.best[0]
             best = f" | best {self.metric} {value:.4f} ({self.best[1]})"
         return (f"{len(self.done)}/{self.total} done, {len(self.running)} running, {pending} pending, {failed} failed"
-                f"{best} | {_fmt_seconds(elapsed)} elapsed, ETA {_fmt_seconds(eta)}")
+                f" | {_fmt_seconds(elapsed)} elapsed, ETA {_fmt_seconds(eta)}{best}")
 
     def draw(self, force: bool = False) -> None:
         if not self.live or (not force and time.time() - self._last_draw < 0.2):
@@ -263,6 +263,8 @@ def _make_callback(progress: Progress):
 def init_ray(address: Optional[str]) -> None:
     import ray
 
+    if ray.is_initialized():  # a second sweep in the same process reuses its Ray
+        return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")

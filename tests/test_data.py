@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import collections
-import pickle
-import struct
 import urllib.error
 import urllib.request
 
@@ -16,6 +14,11 @@ from harness.config import DatasetConfig
 from harness.data import DATASETS, DatasetUnavailable, DeviceBatches, load_dataset
 from harness.data import augment as aug
 
+try:
+    from fixtures_data import write_idx, write_pickle  # (the writers are shared with the sweep smoke tests)
+except ImportError:  # tests/ as a package
+    from tests.fixtures_data import write_idx, write_pickle
+
 
 def dataset_cfg(**kw) -> DatasetConfig:
     return DatasetConfig(**{"download": False, **kw})
@@ -23,19 +26,6 @@ def dataset_cfg(**kw) -> DatasetConfig:
 
 # --------------------------------------------------------------------------------------------------
 # Fixtures in torchvision's formats
-
-
-def write_pickle(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(obj, f)
-
-
-def write_idx(path, array: np.ndarray):
-    """An IDX (MNIST) file: magic 0x0000_08_<ndim> then big-endian int32 sizes, then uint8 data."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.fixture

@@ -137,3 +137,22 @@ def test_asha_prunes_trials_and_every_trial_still_gets_a_row(tmp_path, write_swe
     pruned = trials[trials["epochs_run"] < 6]
     assert len(pruned) >= 1 and (pruned["status"] == "early_stopped").all()
     assert not (tmp_path / "asha" / "checkpoints").exists() or not any((tmp_path / "asha" / "checkpoints").iterdir())
+
+
+def test_progress_line_counts_and_best_so_far():
+    import io
+
+    from harness.sweep import Progress
+
+    out = io.StringIO()
+    p = Progress(4, "val_acc", out)
+    p.start("a")
+    p.start("b")
+    p.epoch("a", {"val_acc": 0.5})
+    p.epoch("b", {"val_acc": 0.7})
+    p.finish("a", "completed")
+    p.finish("b", "failed")
+    line = p.line()
+    assert line.startswith("2/4 done, 0 running, 2 pending, 1 failed | ")
+    assert line.endswith(" | best val_acc 0.7000 (b)")
+    assert out.getvalue().splitlines()[1].startswith("[2/4] b: failed  |  2/4 done")  # a line per trial off a TTY
