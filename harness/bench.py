@@ -27,17 +27,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import itertools
 import math
 import os
 import pickle
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -119,14 +122,15 @@ class HandStep:
 
 
 # --------------------------------------------------------------------------------------------------
-# The three contenders: each returns images/s over n_images after warmup_steps steps
+# The contenders. make_*(...) builds one and warms it up; the function it returns trains one epoch of
+# n_images and returns images/s. *_epoch(...) does both: one epoch's images/s.
 
 
-def trial_loop_epoch(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192, *,
-                     channels_last: bool = False, compile: bool = False, augment: str = "standard",
-                     warmup_steps: int = 3) -> float:
-    """harness.trial.train_epoch as run_trial calls it (device: make_accelerator's), on DeviceBatches
-    with crop + flip and ImageNet normalization on the device."""
+def make_trial_loop(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192, *,
+                    channels_last: bool = False, compile: bool = False, augment: str = "standard",
+                    warmup_steps: int = 3) -> Callable[[], float]:
+    """harness.trial.train_epoch as run_trial calls it (on make_accelerator's device), over DeviceBatches
+    with `augment` (crop + flip: the seeds' augmentation) and ImageNet normalization on the device."""
     from harness.config import LossConfig, OptimizerConfig
     from harness.data import DeviceBatches
     from harness.losses import create_loss
@@ -135,30 +139,34 @@ def trial_loop_epoch(arch: str, precision: str = "no", batch_size: int = 128, n_
 
     accelerator = make_accelerator(precision)
     device = accelerator.device
-    n_images -= n_images % batch_size  # equal batches: no recompiles, no partial step
+    n_images -= n_images % batch_size  # equal batches: no partial step, no recompile
     x, y = cifar_like(n_images)
     kw = dict(device=device, shuffle=True, augment=augment, normalize="imagenet", channels_last=channels_last)
     warm = DeviceBatches(x[: warmup_steps * batch_size], y[: warmup_steps * batch_size], batch_size, **kw)
     batches = DeviceBatches(x, y, batch_size, **kw)
-    batches.set_epoch(1)
     model = build_model(arch, device, channels_last)
     optimizer = create_optimizer(model, OptimizerConfig(**OPTIMIZER), device.type)
     model, optimizer = accelerator.prepare(model, optimizer)
     model = torch.compile(model) if compile else model
     loss_fn = create_loss(LossConfig(name="cross_entropy"))
+    train_epoch(model, warm, optimizer, loss_fn, accelerator)[0].tolist()  # warm-up (and compile)
+    epochs = itertools.count(1)
 
-    train_epoch(model, warm, optimizer, loss_fn, accelerator)[0].tolist()
-    sync(device)
-    t0 = time.perf_counter()
-    sums, _, _ = train_epoch(model, batches, optimizer, loss_fn, accelerator)
-    images = accelerator.reduce(sums, "sum").tolist()[2]  # the epoch's one host sync, as in run_trial
-    return images / (time.perf_counter() - t0)
+    def epoch() -> float:
+        batches.set_epoch(next(epochs))
+        sync(device)
+        t0 = time.perf_counter()
+        sums, _, _ = train_epoch(model, batches, optimizer, loss_fn, accelerator)
+        images = accelerator.reduce(sums, "sum").tolist()[2]  # the epoch's one host sync, as in run_trial
+        return images / (time.perf_counter() - t0)
+
+    return epoch
 
 
-def bare_loop_epoch(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192,
-                    device: Optional[torch.device] = None, *, channels_last: bool = False, compile: bool = False,
-                    warmup_steps: int = 3) -> float:
-    """The limit: the step over slices of normalized float tensors made beforehand on the device."""
+def make_bare_loop(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192,
+                   device: Optional[torch.device] = None, *, channels_last: bool = False, compile: bool = False,
+                   warmup_steps: int = 3) -> Callable[[], float]:
+    """The limit: the hand-written step over slices of normalized float tensors made beforehand."""
     device = torch.device(device or default_device())
     n_images -= n_images % batch_size
     x_u8, y = cifar_like(n_images)
@@ -168,26 +176,29 @@ def bare_loop_epoch(arch: str, precision: str = "no", batch_size: int = 128, n_i
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     y = y.to(device)
     step = HandStep(build_model(arch, device, channels_last), device, precision, compile)
-
     for _ in range(warmup_steps):
         step(x[:batch_size], y[:batch_size])
-    sync(device)
-    t0 = time.perf_counter()
-    for i in range(0, n_images, batch_size):
-        step(x[i : i + batch_size], y[i : i + batch_size])
-    sync(device)
-    return n_images / (time.perf_counter() - t0)
+
+    def epoch() -> float:
+        sync(device)
+        t0 = time.perf_counter()
+        for i in range(0, n_images, batch_size):
+            step(x[i : i + batch_size], y[i : i + batch_size])
+        sync(device)
+        return n_images / (time.perf_counter() - t0)
+
+    return epoch
 
 
 @functools.lru_cache(maxsize=2)
 def cifar_fixture(n: int) -> str:
-    """A folder holding n images as CIFAR-10 in torchvision's pickle format (kept until exit)."""
+    """A folder holding n images as CIFAR-10 in torchvision's pickle format, removed at exit."""
     folder = tempfile.TemporaryDirectory(prefix="bench-cifar-")
-    cifar_fixture.folders = getattr(cifar_fixture, "folders", []) + [folder]  # removed at exit
+    _FOLDERS.append(folder)
     base = Path(folder.name) / "cifar-10-batches-py"
     base.mkdir()
     x, y = cifar_like(n)
-    rows = x.reshape(n, -1).numpy()  # CIFAR rows: 1024 red, 1024 green, 1024 blue values
+    rows = x.reshape(n, -1).numpy()  # a CIFAR row: 1024 red, 1024 green, then 1024 blue values
     for i, part in enumerate(torch.arange(n).chunk(5), 1):
         entry = {"data": rows[part.numpy()], "labels": y[part].tolist()}
         (base / f"data_batch_{i}").write_bytes(pickle.dumps(entry))
@@ -196,8 +207,11 @@ def cifar_fixture(n: int) -> str:
     return folder.name
 
 
+_FOLDERS: list = []
+
+
 def seeds_dataset(n: int, transform=None):
-    """torchvision's CIFAR10 over `cifar_fixture(n)` (its MD5 check told to accept the fixture)."""
+    """torchvision's CIFAR10 over cifar_fixture(n), its MD5 check told to accept the fixture."""
     import torchvision.datasets.cifar as cifar
 
     check, cifar.check_integrity = cifar.check_integrity, lambda *args, **kwargs: True
@@ -207,14 +221,18 @@ def seeds_dataset(n: int, transform=None):
         cifar.check_integrity = check
 
 
-def seeds_pipeline_epoch(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192,
-                         device: Optional[torch.device] = None, *, channels_last: bool = False,
-                         compile: bool = False, num_workers: int = 2, warmup_steps: int = 3) -> float:
-    """The baseline: PIL transforms per image in DataLoader workers, batches copied to the device."""
+def make_seeds_pipeline(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192,
+                        device: Optional[torch.device] = None, *, channels_last: bool = False, compile: bool = False,
+                        num_workers: int = 2, warmup_steps: int = 3) -> Callable[[], float]:
+    """The baseline: PIL transforms per image in DataLoader workers, each batch copied to the device.
+    Every epoch's first warmup_steps batches (the workers' start) are left out of the timing."""
     from torch.utils.data import DataLoader
     from torchvision import transforms
 
     device = torch.device(device or default_device())
+    n_images -= n_images % batch_size
+    if n_images <= warmup_steps * batch_size:
+        raise ValueError(f"seeds pipeline: {n_images} images leave nothing to time after {warmup_steps} warm-up steps")
     transform = transforms.Compose([
         transforms.RandomHorizontalFlip(), transforms.RandomCrop(32, padding=4),
         transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
@@ -223,24 +241,41 @@ def seeds_pipeline_epoch(arch: str, precision: str = "no", batch_size: int = 128
                         num_workers=num_workers)
     step = HandStep(build_model(arch, device, channels_last), device, precision, compile)
 
-    images, t0 = 0, None
-    for i, (x, y) in enumerate(loader):
-        x, y = x.to(device), y.to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        step(x, y)
-        if i == warmup_steps - 1:  # the workers' start and the first batches are warm-up
-            sync(device)
-            t0 = time.perf_counter()
-        elif i >= warmup_steps:
-            images += len(y)
-    sync(device)
-    if t0 is None or images == 0:
-        raise ValueError(f"seeds pipeline: {n_images} images are too few for {warmup_steps} warm-up steps")
-    return images / (time.perf_counter() - t0)
+    def epoch() -> float:
+        images = 0
+        for i, (x, y) in enumerate(loader):
+            x, y = x.to(device), y.to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            step(x, y)
+            if i == warmup_steps - 1:
+                sync(device)
+                t0 = time.perf_counter()
+            elif i >= warmup_steps:
+                images += len(y)
+        sync(device)
+        return images / (time.perf_counter() - t0)
+
+    return epoch
 
 
-CONTENDERS = {"trial": trial_loop_epoch, "bare": bare_loop_epoch, "seeds": seeds_pipeline_epoch}
+MAKERS = {"trial": make_trial_loop, "bare": make_bare_loop, "seeds": make_seeds_pipeline}
+
+
+def trial_loop_epoch(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192, **kw) -> float:
+    """Images/s of one epoch of the trial loop (after a warm-up)."""
+    return make_trial_loop(arch, precision, batch_size, n_images, **kw)()
+
+
+def bare_loop_epoch(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192, **kw) -> float:
+    """Images/s of one epoch of the bare loop (after a warm-up)."""
+    return make_bare_loop(arch, precision, batch_size, n_images, **kw)()
+
+
+def seeds_pipeline_epoch(arch: str, precision: str = "no", batch_size: int = 128, n_images: int = 8192,
+                         **kw) -> float:
+    """Images/s of one epoch of the seeds' pipeline (after its first batches)."""
+    return make_seeds_pipeline(arch, precision, batch_size, n_images, **kw)()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,15 +347,33 @@ def fwd_bwd_rate(arch: str, precision: str = "bf16", batch_size: int = 128, step
     return steps * batch_size / (time.perf_counter() - t0)
 
 
+def host_syncs_per_step(arch: str, precision: str = "bf16", batch_size: int = 128, steps: int = 8, **kw) -> float:
+    """CUDA only: host syncs per step of the trial loop (should be 0), counted by torch.cuda's sync debug
+    mode over epochs of `steps` and 2 x `steps` steps (the per-epoch read-out cancels out)."""
+    counts = []
+    for n in (steps, 2 * steps):
+        epoch = make_trial_loop(arch, precision, batch_size, n * batch_size, **kw)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                epoch()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts.append(sum("synchroniz" in str(w.message) for w in caught))
+    return (counts[1] - counts[0]) / steps
+
+
 @dataclass
 class Comparison:
     arch: str
     precision: str
     batch: int
-    images: int
-    rates: dict[str, list[float]] = field(default_factory=dict)  # contender -> img/s per round
-    peak_mb: float = math.nan
-    fwd_bwd: float = math.nan  # img/s of forward + backward alone (GPU only)
+    images: int  # per timed epoch
+    rates: dict[str, list[float]] = field(default_factory=dict)  # contender -> images/s, one per round
+    peak_mb: float = math.nan  # CUDA: peak memory allocated during a trial-loop epoch
+    fwd_bwd: float = math.nan  # CUDA: images/s of forward + backward alone
+    syncs_per_step: float = math.nan  # CUDA: host syncs per trial-loop step
 
     def median(self, name: str) -> float:
         return statistics.median(self.rates[name]) if self.rates.get(name) else math.nan
@@ -338,26 +391,29 @@ class Comparison:
 
 
 def compare(arch: str, precision: str = "no", batch_size: int = 128, n_images: Optional[int] = None, *,
-            rounds: int = 3, contenders=tuple(CONTENDERS), channels_last: bool = False, compile: bool = False,
+            rounds: int = 3, contenders=tuple(MAKERS), channels_last: bool = False, compile: bool = False,
             threads: Optional[int] = None) -> Comparison:
-    """The contenders in `rounds` interleaved rounds (the order rotating), under the same load."""
+    """Build the contenders, then `rounds` rounds of one epoch each, the order rotating every round, so
+    that every ratio is taken side by side under the same load. Medians in Comparison.median()."""
     device = default_device()
     n_images = n_images or default_images(arch, device)
     out = Comparison(arch, precision, batch_size, n_images, {name: [] for name in contenders})
     kw = dict(channels_last=channels_last, compile=compile)
     with cpu_threads(threads or (os.cpu_count() if device.type == "cpu" else None)):
+        epochs = {}
+        for name in contenders:
+            epochs[name] = MAKERS[name](arch, precision, batch_size, n_images, **kw)
+            if name == "trial" and device.type == "cuda":  # alone on the GPU: its peak memory
+                torch.cuda.reset_peak_memory_stats(device)
+                epochs[name]()
+                out.peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
         for r in range(rounds):
             for name in contenders[r % len(contenders):] + contenders[: r % len(contenders)]:
-                if name == "trial" and device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                out.rates[name].append(CONTENDERS[name](arch, precision, batch_size, n_images, **kw))
-                if name == "trial":
-                    from harness.trial import peak_memory_mb
-
-                    out.peak_mb = max(out.peak_mb, peak_memory_mb(device)) if out.peak_mb == out.peak_mb \
-                        else peak_memory_mb(device)
+                out.rates[name].append(epochs[name]())
+        del epochs
         if device.type == "cuda":
-            out.fwd_bwd = fwd_bwd_rate(arch, precision, batch_size, channels_last=channels_last, compile=compile)
+            out.fwd_bwd = fwd_bwd_rate(arch, precision, batch_size, **kw)
+            out.syncs_per_step = host_syncs_per_step(arch, precision, batch_size, **kw)
     return out
 
 
@@ -427,18 +483,20 @@ def sweep_overhead(n_small: int = 2, n_large: int = 10) -> dict:
 
 
 def epoch_rows(n: int, trials: int = 1) -> list[list[dict]]:
-    """n epoch rows like run_trial's, spread over `trials` trials."""
+    """n epoch rows like run_trial's (seeded random values), as `trials` trials of n // trials epochs."""
+    rng = random.Random(0)
     per = n // trials
-    return [[{"trial_id": f"t{t:05d}", "epoch": e + 1, "train_loss": 1.0 / (e + 1), "train_acc": 0.5, "val_loss": 1.1,
-              "val_acc": 0.45, "lr": 0.01, "grad_norm": 1.5, "grad_norm_min_layer": 0.01, "epoch_seconds": 2.0,
-              "train_seconds": 1.8, "images_per_sec": 25000.0, "peak_memory_mb": 812.0,
-              "val_top_class_share": 0.12, "gap_loss": 0.1, "gap_acc": 0.05, "flags": ""}
+    return [[{"trial_id": f"t{t:05d}", "epoch": e + 1, "train_loss": rng.random(), "train_acc": rng.random(),
+              "val_loss": rng.random(), "val_acc": rng.random(), "lr": 0.01 * rng.random(), "grad_norm": rng.random(),
+              "grad_norm_min_layer": rng.random(), "epoch_seconds": rng.random(), "train_seconds": rng.random(),
+              "images_per_sec": 1e4 * rng.random(), "peak_memory_mb": 1e3 * rng.random(),
+              "val_top_class_share": rng.random(), "gap_loss": rng.random(), "gap_acc": rng.random(), "flags": ""}
              for e in range(per)] for t in range(trials)]
 
 
 def parquet_roundtrip(n_rows: int = 100_000, trials: int = 1) -> dict:
-    """Seconds to write n_rows epoch rows with store.write_part (one part per trial) and read them back
-    with store.read_table."""
+    """Seconds to write n_rows epoch rows with store.write_part (one part per trial, as run_trial does)
+    and to read them back with store.read_table; the table's size on disk in MB."""
     from harness import store
 
     parts = epoch_rows(n_rows, trials)
@@ -451,7 +509,8 @@ def parquet_roundtrip(n_rows: int = 100_000, trials: int = 1) -> dict:
         frame = store.read_table(tmp, "epochs")
         read_s = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in store.table_dir(tmp, "epochs").glob("*.parquet"))
-    assert len(frame) == sum(map(len, parts))
+    if len(frame) != sum(map(len, parts)):
+        raise RuntimeError(f"read {len(frame)} rows back, wrote {sum(map(len, parts))}")
     return {"rows": len(frame), "parts": trials, "write_s": write_s, "read_s": read_s, "mb": size / 2**20}
 
 
@@ -459,7 +518,7 @@ def parquet_roundtrip(n_rows: int = 100_000, trials: int = 1) -> dict:
 # CLI
 
 
-def fmt(x: float, digits: int = 0) -> str:
+def fmt(x: Optional[float], digits: int = 0) -> str:
     if x is None or not math.isfinite(x):
         return "-"
     if digits == 0 and abs(x) >= 10_000:
@@ -473,73 +532,84 @@ COLUMNS = ["arch", "precision", "batch", "trial img/s", "bare img/s", "seeds img
 
 def table_row(c: Comparison, device: torch.device) -> list[str]:
     peak = peak_tflops(device, c.precision)
-    pct = 100 * c.tflops / peak
+    pct = fmt(100 * c.tflops / peak, 1)
     if math.isfinite(c.fwd_bwd) and math.isfinite(peak):
-        pct_text = f"{pct:.1f} (fwd+bwd {100 * c.gflop_per_image * c.fwd_bwd / 1e3 / peak:.1f})"
-    else:
-        pct_text = fmt(pct, 1)
+        pct += f" (fwd+bwd {fmt(100 * c.gflop_per_image * c.fwd_bwd / 1e3 / peak, 1)})"
     return [c.arch, c.precision, str(c.batch), fmt(c.median("trial")), fmt(c.median("bare")), fmt(c.median("seeds")),
-            fmt(c.ratio("trial", "bare"), 2) + "x" if c.rates.get("bare") else "-",
-            fmt(c.ratio("trial", "seeds"), 2) + "x" if c.rates.get("seeds") else "-",
+            fmt(c.ratio("trial", "bare"), 2) + "x" if "bare" in c.rates else "-",
+            fmt(c.ratio("trial", "seeds"), 2) + "x" if "seeds" in c.rates else "-",
             fmt(1000 * c.batch / c.median("trial"), 2), fmt(c.peak_mb), fmt(c.gflop_per_image, 3),
-            fmt(c.tflops, 3 if c.tflops < 1 else 1), pct_text]
+            fmt(c.tflops, 3 if c.tflops < 1 else 1), pct]
 
 
-def markdown(rows: list[list[str]], header: list[str]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i < 2 else "--:" for i in range(len(header))) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+def markdown(rows: list[list[str]], header: list[str] = COLUMNS) -> str:
+    align = ["---"] * 3 + ["--:"] * (len(header) - 3)
+    return "\n".join("| " + " | ".join(r) + " |" for r in [header, align, *rows])
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[1:]))
     p.add_argument("--arch", nargs="+", default=list(ARCHS), help="models (default: %(default)s)")
     p.add_argument("--precision", nargs="+", choices=["no", "bf16", "fp16"],
                    help="default: bf16 on a GPU, no (fp32) on the CPU")
     p.add_argument("--batch", type=int, default=128, help="train batch size (default: %(default)s)")
     p.add_argument("--images", type=int, help="images per timed epoch (default: a few seconds' worth per model)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are shown (default: 3)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="default: on a GPU, for CNNs")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians (default: 3)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                   help="channels_last memory format (default: on a GPU, for CNNs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (compile time is warm-up)")
-    p.add_argument("--no-seeds", action="store_true", help="skip the torchvision + DataLoader baseline")
+    p.add_argument("--no-seeds", action="store_true", help="leave out the torchvision + DataLoader baseline")
     p.add_argument("--threads", type=int, help="CPU threads for every contender (default: all cores)")
-    p.add_argument("--ray", action="store_true", help="also: Ray Tune and harness.sweep per-trial overhead")
+    p.add_argument("--ray", action="store_true", help="also: Ray Tune and harness.sweep per-trial overhead (~1 min)")
     p.add_argument("--parquet", action="store_true", help="also: write + read 100k epoch rows of Parquet")
-    args = p.parse_args(argv)
+    return p
 
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     from harness.models import MODELS
 
-    unknown = [a for a in args.arch if a not in MODELS]
-    if unknown:
-        print(f"error: unknown --arch {', '.join(unknown)}; e.g. {', '.join(ARCHS)}", file=sys.stderr)
+    unknown = [a for a in args.arch if a not in MODELS and not a.startswith("torchvision:")]
+    if unknown or args.batch < 1 or args.rounds < 1 or (args.images is not None and args.images < args.batch):
+        what = f"unknown --arch {', '.join(unknown)} (e.g. {', '.join(ARCHS)})" if unknown else \
+            "--batch and --rounds must be positive, --images at least one batch"
+        print(f"error: {what}", file=sys.stderr)
         return 2
     device = default_device()
     precisions = args.precision or (["bf16"] if device.type == "cuda" else ["no"])
-    contenders = ("trial", "bare") if args.no_seeds else tuple(CONTENDERS)
+    contenders = ("trial", "bare") if args.no_seeds else tuple(MAKERS)
     threads = args.threads or (os.cpu_count() if device.type == "cpu" else None)
     with cpu_threads(threads):
-        print(f"# harness.bench on {device_name(device)}, torch {torch.__version__}, "
-              f"{args.rounds} rounds (medians), {' '.join(sys.argv[1:]) or 'defaults'}", flush=True)
-    rows = []
+        print(f"harness.bench on {device_name(device)}, torch {torch.__version__}; "
+              f"medians of {args.rounds} interleaved rounds", flush=True)
+    rows, syncs = [], []
     for arch in args.arch:
+        channels_last = args.channels_last if args.channels_last is not None else (
+            device.type == "cuda" and arch != "s0_mlp")
         for precision in precisions:
-            cl = args.channels_last if args.channels_last is not None else device.type == "cuda" and arch != "s0_mlp"
             c = compare(arch, precision, args.batch, args.images, rounds=args.rounds, contenders=contenders,
-                        channels_last=cl, compile=args.compile, threads=threads)
+                        channels_last=channels_last, compile=args.compile, threads=threads)
             rows.append(table_row(c, device))
-            print(f"  {arch} {precision}: " + ", ".join(f"{k} {fmt(c.median(k))} img/s" for k in c.rates)
-                  + f" ({c.images} images per epoch)", file=sys.stderr, flush=True)
-    print(markdown(rows, COLUMNS))
+            syncs.append(f"{arch}/{precision} {fmt(c.syncs_per_step, 1)}")
+            print(f"  {arch} {precision}{' channels_last' if channels_last else ''}: {c.images} images per epoch, "
+                  + ", ".join(f"{k} " + " ".join(fmt(v) for v in c.rates[k]) for k in c.rates) + " img/s",
+                  file=sys.stderr, flush=True)
+    print(markdown(rows))
+    if device.type == "cuda":
+        print("host syncs per trial-loop step (should be 0): " + ", ".join(syncs))
     if args.ray:
         ray = ray_trial_overhead()
         sweep = sweep_overhead()
-        print(f"\nRay Tune, {ray['trials']} trivial trials: {ray['init_s']:.1f} s import + init, "
+        print(f"Ray Tune, {ray['trials']} trivial trials: {ray['init_s']:.1f} s import + init, "
               f"{ray['per_trial_s']:.2f} s per trial")
-        print(f"harness.sweep, {sweep['trials']} near-empty trials: {sweep['startup_s']:.1f} s startup, "
-              f"{sweep['per_trial_s']:.2f} s per trial, of which the trial's own work {sweep['own_s']:.2f} s")
+        print(f"harness.sweep, near-empty trials: {sweep['startup_s']:.1f} s to start, {sweep['per_trial_s']:.2f} s "
+              f"per trial, of which the trial's own work (total_seconds) {sweep['own_s']:.2f} s")
     if args.parquet:
         for trials in (1, 1000):
             r = parquet_roundtrip(100_000, trials)
-            print(f"Parquet, {r['rows']:,} epoch rows in {r['parts']} part(s): write {r['write_s']:.2f} s, "
+            print(f"Parquet, {r['rows']:,} epoch rows in {r['parts']} part file(s): write {r['write_s']:.2f} s, "
                   f"read {r['read_s']:.2f} s, {r['mb']:.1f} MB")
     return 0
 

@@ -1,7 +1,8 @@
 """Sweep files: the schema, `--set` overrides, validation with clear errors, and grid expansion.
 
 A sweep file is one run's config (dataset, model, loss, optimizer, ...) plus `seeds` and a `grid`
-that maps dotted keys to lists of values. `load_sweep` validates the base config and every grid
+that maps dotted keys to lists of values (their cartesian product), or a list of such maps (the
+union of their products, in order: variants that differ in several keys). `load_sweep` validates the base config and every grid
 point once, at load; what comes out is a `Sweep` whose `trials` are fully validated `RunConfig`s,
 each with a stable, readable `trial_id`. Everything here is pure (no training, no I/O but reading
 the file), so it is tested without torch doing any work.
@@ -103,6 +104,14 @@ class ModelConfig(BaseModel):
     arch: str = "mlp"
     activation: Optional[str] = None  # None: the model's own activation
     init: str = "default"
+    init_from: Optional[str] = None  # a .pt saved by train.save_model: copy its weights, all but the head's
+    finetune: Literal["all", "head"] = "all"  # head: train only the head (harness.models.transfer)
+
+    @field_validator("init_from")
+    @classmethod
+    def _absolute(cls, v: Optional[str]) -> Optional[str]:
+        # relative to where the sweep is launched, not to the folder a Ray trial runs in
+        return v if v is None else str(Path(v).expanduser().absolute())
 
     @field_validator("arch")
     @classmethod
@@ -261,7 +270,7 @@ class TuneConfig(Section):
     scheduler: Literal["none", "asha"] = "none"
     search: Literal["grid", "random"] = "grid"
     num_samples: int = Field(1, ge=1)  # random search: points drawn from the grid's values
-    metric: Literal["val_acc", "val_loss"] = "val_acc"
+    metric: Optional[Literal["val_acc", "val_loss", "val_iou", "val_dice"]] = None  # None: val_acc, val_iou (segmentation)
     grace_period: int = Field(1, ge=1)  # asha
     reduction_factor: int = Field(3, ge=2)  # asha
 
@@ -317,15 +326,18 @@ class RunConfig(Section):
                   ("model.arch", self.model.arch, self.model.arch in SEG_MODELS, SEG_MODELS.names()),
                   ("loss.name", self.loss.name, self.loss.name in SEG_LOSSES, SEG_LOSSES.names()),
                   ("early_stopping.monitor", self.early_stopping.monitor,
-                   self.early_stopping.monitor in ("val_iou", "val_dice"), ["val_iou", "val_dice"])]
+                   self.early_stopping.monitor in ("val_iou", "val_dice"), None)]  # val_loss/val_acc: both tasks
         for key, value, is_seg, seg_names in checks:
-            if seg and not is_seg and not (key == "early_stopping.monitor" and value in ("val_loss", "val_acc")):
+            if seg and not is_seg and seg_names:
                 raise ValueError(f"{key}: '{value}' is not for task segmentation; allowed: {', '.join(seg_names)}")
             if not seg and is_seg:
                 raise ValueError(f"{key}: '{value}' needs task: segmentation (this run's task is {self.task})")
         if seg and self.dataset.augment != "none":
             raise ValueError("dataset.augment: task segmentation augments image and mask together: "
                              "set segmentation.augment (none, hflip) and leave dataset.augment none")
+        if seg and (getattr(self.model, "init_from", None) or getattr(self.model, "finetune", "all") != "all"):
+            raise ValueError("model.init_from / model.finetune: not supported for task segmentation "
+                             "(use model.pretrained and model.freeze_encoder)")
         return self
 
     def flat(self) -> dict[str, Any]:
@@ -411,7 +423,7 @@ class Sweep:
     name: str
     path: Optional[Path]
     base: dict[str, Any]  # the raw base config (without grid and seeds)
-    grid: dict[str, list[Any]]
+    grids: list[dict[str, list[Any]]]  # `grid:` as a list of mappings (one when the file has a mapping)
     seeds: list[int]
     trials: list[Trial] = field(default_factory=list)
 
@@ -515,8 +527,11 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
     raw = copy.deepcopy(raw)
     grid = raw.pop("grid", None) or {}
     seeds = raw.pop("seeds", None)
-    if not isinstance(grid, dict):
-        raise _error(where, "grid", "must map dotted keys to lists of values, e.g. model.activation: [relu, gelu]")
+    listed = isinstance(grid, list)  # a list of grids: the union of their cartesian products
+    grids = grid if listed else [grid]
+    if not all(isinstance(g, dict) for g in grids):
+        raise _error(where, "grid", "must map dotted keys to lists of values, e.g. model.activation: [relu, gelu], "
+                                    "or be a list of such mappings")
     if "seed" in raw:
         raise _error(where, "seed", "use seeds: [0, 1, 2] (a list) in a sweep file")
     for text in overrides:
@@ -524,46 +539,56 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
         if key == "seeds" or key == "seed":
             seeds = value if isinstance(value, list) else [value]
         elif key.startswith("grid."):
-            axis = key[len("grid."):]
-            grid[axis] = value if isinstance(value, list) else [value]
-        elif key in grid:
-            grid[key] = [value]  # an override pins that axis (kept in the trial id)
-        else:
-            problem = _known_key(key)
-            if problem:
-                raise _error("--set", key, problem)
-            set_dotted(raw, key, value)
+            for g in grids:
+                g[key[len("grid."):]] = value if isinstance(value, list) else [value]
+        else:  # the value holds in every trial: it pins the axis where a grid has one, else sets the base
+            pinned = [g for g in grids if key in g]
+            for g in pinned:
+                g[key] = [value]  # (kept in the trial id)
+            if len(pinned) < len(grids):
+                problem = _known_key(key)
+                if problem:
+                    raise _error("--set", key, problem)
+                set_dotted(raw, key, value)
     if seeds is None:
         seeds = [0]
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise _error(where, "seeds", f"must be a non-empty list of integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise _error(where, "seeds", f"has duplicates: {seeds}")
-    for key, values in grid.items():
-        problem = _known_key(key) if key not in ("seed", "seeds") else "put seeds in seeds: [...], not in the grid"
-        if problem:
-            raise _error(where, f"grid.{key}", problem)
-        if not isinstance(values, list) or not values:
-            raise _error(where, f"grid.{key}", f"must be a non-empty list of values, got {values!r}")
-        if len({format_value(v) for v in values}) != len(values):
-            raise _error(where, f"grid.{key}", f"has duplicate values: {values}")
+    for i, g in enumerate(grids):
+        label = f"grid[{i}]" if listed else "grid"
+        for key, values in g.items():
+            problem = _known_key(key) if key not in ("seed", "seeds") else "put seeds in seeds: [...], not in the grid"
+            if problem:
+                raise _error(where, f"{label}.{key}", problem)
+            if not isinstance(values, list) or not values:
+                raise _error(where, f"{label}.{key}", f"must be a non-empty list of values, got {values!r}")
+            if len({format_value(v) for v in values}) != len(values):
+                raise _error(where, f"{label}.{key}", f"has duplicate values: {values}")
 
     base = validate_run({**raw, "seed": seeds[0]}, where)
-    sweep = Sweep(name=base.name, path=None, base=raw, grid=grid, seeds=seeds)
-    axes = list(grid)
-    for combo in itertools.product(*(grid[k] for k in axes)):
-        point = dict(zip(axes, combo))
-        tree = copy.deepcopy(raw)
-        for key, value in point.items():
-            set_dotted(tree, key, value)
-        for seed in seeds:
-            tree["seed"] = seed
-            tid = trial_id(point, seed)
-            try:
-                config = validate_run(tree, where)
-            except ConfigError as err:
-                raise ConfigError(f"{err} (in grid point {tid})") from None
-            sweep.trials.append(Trial(trial_id=tid, params={**point, "seed": seed}, config=config))
+    sweep = Sweep(name=base.name, path=None, base=raw, grids=grids, seeds=seeds)
+    origin: dict[str, int] = {}  # trial id -> the grid it came from
+    for i, g in enumerate(grids):
+        axes = list(g)
+        for combo in itertools.product(*(g[k] for k in axes)):
+            point = dict(zip(axes, combo))
+            tree = copy.deepcopy(raw)
+            for key, value in point.items():
+                set_dotted(tree, key, value)
+            for seed in seeds:
+                tree["seed"] = seed
+                tid = trial_id(point, seed)
+                if tid in origin:
+                    raise _error(where, "grid", f"grid[{origin[tid]}] and grid[{i}] both give trial {tid}: "
+                                                f"make each grid's keys or values tell its trials apart")
+                origin[tid] = i
+                try:
+                    config = validate_run(tree, where)
+                except ConfigError as err:
+                    raise ConfigError(f"{err} (in grid point {tid})") from None
+                sweep.trials.append(Trial(trial_id=tid, params={**point, "seed": seed}, config=config))
     return sweep
 
 
@@ -575,5 +600,6 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
     return sweep
 
 
-def grid_size(grid: dict[str, list[Any]], seeds: list[int]) -> int:
-    return math.prod(len(v) for v in grid.values()) * len(seeds)
+def grid_size(grid: dict[str, list[Any]] | list[dict[str, list[Any]]], seeds: list[int]) -> int:
+    grids = grid if isinstance(grid, list) else [grid]
+    return sum(math.prod(len(v) for v in g.values()) for g in grids) * len(seeds)

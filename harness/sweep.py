@@ -86,6 +86,7 @@ def dry_run_rows(trials: list[Trial]) -> list[dict]:
     """One flat dict per trial: id, flattened config and the model's parameter count."""
     from harness.data import DATASETS  # noqa: F401  (registers datasets)
     from harness.models import count_params, create_model
+    from harness.segmentation.models import SEG_MODELS, create_seg_model
 
     counts: dict[str, int] = {}
     rows = []
@@ -94,7 +95,9 @@ def dry_run_rows(trials: list[Trial]) -> list[dict]:
         shape, classes = input_spec(cfg.dataset)
         key = json.dumps([cfg.model.arch, cfg.model.init, cfg.model.options, shape, classes], sort_keys=True, default=str)
         if key not in counts:
-            counts[key] = count_params(create_model(cfg.model.arch, shape, classes, **cfg.model.options))
+            make = create_seg_model if cfg.model.arch in SEG_MODELS else create_model
+            options = {**cfg.model.options, **({"pretrained": False} if cfg.model.options.get("pretrained") else {})}
+            counts[key] = count_params(make(cfg.model.arch, shape, classes, **options))  # no weight download
         rows.append({"trial_id": t.trial_id, "params": counts[key], **cfg.flat()})
     return rows
 
@@ -148,7 +151,7 @@ class Progress:
     def epoch(self, trial_id: str, row: dict) -> None:
         value = row.get(self.metric)
         if value is not None and math.isfinite(value):
-            score = value if self.metric.endswith("acc") else -value
+            score = -value if self.metric.endswith("loss") else value
             if score > self.best[0]:
                 self.best = (score, trial_id)
         self.draw()
@@ -167,7 +170,7 @@ class Progress:
         eta = elapsed / len(self.done) * (self.total - len(self.done)) if self.done else math.nan
         best = ""
         if self.best[1]:
-            value = self.best[0] if self.metric.endswith("acc") else -self.best[0]
+            value = -self.best[0] if self.metric.endswith("loss") else self.best[0]
             best = f" | best {self.metric} {value:.4f} ({self.best[1]})"
         return (f"{len(self.done)}/{self.total} done, {len(self.running)} running, {pending} pending, {failed} failed"
                 f" | {_fmt_seconds(elapsed)} elapsed, ETA {_fmt_seconds(eta)}{best}")
@@ -188,8 +191,13 @@ class Progress:
 # Ray Tune
 
 
+def sweep_metric(cfg) -> str:
+    """The per-epoch metric that ranks trials: tune.metric, else the task's own (val_acc, val_iou)."""
+    return cfg.tune.metric or ("val_iou" if cfg.task == "segmentation" else "val_acc")
+
+
 def _trial_row_for_tune(row: dict) -> dict:
-    keep = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_sec")
+    keep = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_iou", "val_dice", "lr", "images_per_sec")
     return {k: row[k] for k in keep if k in row}
 
 
@@ -206,7 +214,7 @@ def _tune_trainable(trials: dict, results_dir: str, workers: int, use_gpu: bool)
             outcome = run_trial(trial.config, trial.trial_id, results_dir, trial.params,
                                 on_epoch=lambda row, _: tune.report({**_trial_row_for_tune(row), "done_status": ""}))
             tune.report({"done_status": outcome.status, "epoch": outcome.row.get("epochs_run", 0),
-                         **{k: outcome.row.get(k) for k in ("best_val_acc", "best_val_loss", "test_acc")}})
+                         **{k: outcome.row.get(k) for k in ("best_val_acc", "best_val_loss", "test_acc", "best_val_iou")}})
             return
         status = _run_data_parallel(trial, results_dir, workers, use_gpu)
         tune.report({"done_status": status})
@@ -308,11 +316,11 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
     if cfg.tune.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        scheduler = ASHAScheduler(time_attr="epoch", metric=cfg.tune.metric,
-                                  mode="max" if cfg.tune.metric.endswith("acc") else "min",
+        scheduler = ASHAScheduler(time_attr="epoch", metric=sweep_metric(cfg),
+                                  mode="min" if sweep_metric(cfg).endswith("loss") else "max",
                                   max_t=cfg.train.epochs, grace_period=cfg.tune.grace_period,
                                   reduction_factor=cfg.tune.reduction_factor)
-    progress = Progress(len(trials), cfg.tune.metric, stream)
+    progress = Progress(len(trials), sweep_metric(cfg), stream)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial_id": tune.grid_search([t.trial_id for t in trials])},
@@ -372,7 +380,7 @@ def top_table(results_dir: Path, metric: str = "best_val_acc", most: int = 10) -
     rows = store.read_table(results_dir, "trials")
     if rows.empty or metric not in rows:
         return "(no results)"
-    ok = rows[rows["status"] != "failed"].sort_values(metric, ascending=not metric.endswith("acc"))
+    ok = rows[rows["status"] != "failed"].sort_values(metric, ascending=metric.endswith("loss"))
     lines = [f"{'rank':>4}  {metric:>12}  {'test_acc':>8}  {'status':<13}  trial"]
     for i, r in enumerate(ok.head(most).itertuples(), 1):
         test = getattr(r, "test_acc", math.nan)
@@ -448,7 +456,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         counts[s] = counts.get(s, 0) + 1
     print(f"\nfinished {len(statuses)} trials in {_fmt_seconds(time.time() - started)}: "
           + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    print(top_table(results_dir, "best_val_acc"))
+    print(top_table(results_dir, "best_" + sweep_metric(cfg)))
     if not args.no_report:
         try:
             from harness.report import write_report

@@ -111,10 +111,10 @@ def read_pairs(pairs: list[tuple[Path, Path]], shape) -> tuple[torch.Tensor, tor
     for i, (image_path, mask_path) in enumerate(pairs):
         with Image.open(image_path) as im:
             im = im.convert(mode).resize((w, h), Image.BILINEAR)
-            images[i] = torch.from_numpy(np.asarray(im).reshape(h, w, c)).permute(2, 0, 1)
+            images[i] = torch.from_numpy(np.array(im).reshape(h, w, c)).permute(2, 0, 1)
         with Image.open(mask_path) as m:
             m = m.convert("L").resize((w, h), Image.NEAREST)
-            masks[i, 0] = torch.from_numpy(np.asarray(m) > 0)
+            masks[i, 0] = torch.from_numpy(np.array(m) > 0)
     return images, masks
 
 

@@ -12,7 +12,7 @@ from harness.report.results import ReportError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__)
     parser.add_argument("results_dir", help="a sweep's results directory (trials.parquet/, epochs.parquet/, ...)")
-    parser.add_argument("--metric", default="best_val_acc", help="trials column to rank by (default: best_val_acc)")
+    parser.add_argument("--metric", help="trials column to rank by (default: best_val_acc; segmentation: best_val_iou)")
     parser.add_argument("--target", type=float, default=0.9,
                         help="validation accuracy for time-to-target (default: 0.9)")
     parser.add_argument("--compare", metavar="OTHER_DIR", help="a second results directory to compare against")

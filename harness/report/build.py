@@ -28,6 +28,7 @@ from harness.report.html import Figure, Section, write_page
 from harness.report.leaderboard import best_trial, check_metric, higher_is_better, leaderboard, leaderboard_table
 from harness.report.marginals import grid2d, heatmap_pairs, marginal, marginal_tables, marginals
 from harness.report.results import Results, load_results
+from harness.report.snapshots import default_metric, is_segmentation, snapshot_figures
 from harness.report.tables import Table, fmt, fmt_interval, markdown, write_csv
 from harness.report.targets import time_to_target, time_to_target_table
 from harness.report.throughput import throughput, throughput_table
@@ -86,13 +87,16 @@ def _names(a: Results, b: Results) -> tuple[str, str]:
     return "A", "B"
 
 
-def write_report(results_dir: str | Path, metric: str = "best_val_acc", target: float = 0.9,
+def write_report(results_dir: str | Path, metric: str | None = None, target: float = 0.9,
                  compare: str | Path | None = None, out: str | Path | None = None, top: int = TOP) -> Path:
     """Write the report of `results_dir` (into `out`, default results_dir/report) and return that folder.
+    `metric` None: best_val_iou for a segmentation sweep, else best_val_acc.
 
     Raises ReportError (a one-line message) for a missing directory, no trial rows or an unknown metric.
     """
     results = load_results(results_dir)
+    segmentation = is_segmentation(results)
+    metric = metric or default_metric(results)
     check_metric(results, metric)
     other = load_results(compare) if compare is not None else None
     if other is not None:
@@ -133,7 +137,9 @@ def write_report(results_dir: str | Path, metric: str = "best_val_acc", target: 
     labels = list(ranked["label"].head(top))
     curves = figures.draw("curves", f"train (solid) vs validation (dashed) of the top {len(labels)}, "
                                     "mean over seeds with min-max band; red dotted: overfit epochs",
-                          plots.plot_curves, results.epochs, results.trials, labels)
+                          plots.plot_curves, results.epochs, results.trials, labels,
+                          kinds=("loss", "iou") if segmentation else ("loss", "acc"))
+    snapshot_figs = snapshot_figures(results, board, metric, top) if segmentation else []
     best = best_trial(results, board, metric)
     best_figs: list[Figure] = []
     if best is not None:
@@ -180,6 +186,8 @@ def write_report(results_dir: str | Path, metric: str = "best_val_acc", target: 
         Section("marginals", "Per-axis marginals", by_axis, marginal_figs),
         Section("time-to-target", "Time to target", [timing]),
         Section("curves", "Training curves", [], curves),
+        Section("snapshots", "Prediction snapshots", [], snapshot_figs,
+                "The latest prediction snapshot of the best trial of each top configuration."),
         Section("best-trial", "Best trial", [], best_figs),
         Section("diagnosis", "Diagnosis", diagnosis),
         Section("throughput", "Throughput", [speed_table], speed_figs),

@@ -65,16 +65,17 @@ def _count_on(options: dict[str, Any], shape: tuple[int, ...], classes: int, dev
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from harness.config import ModelConfig
     from harness.models import create_model
+    from harness.segmentation.models import SEG_MODELS, create_seg_model
 
-    arch = options.pop("arch")
-    options.pop("init", None)  # initialization doesn't change FLOPs
-    if options.get("activation") is None:
-        options.pop("activation", None)
-    if "pretrained" in options:
-        options["pretrained"] = False  # same FLOPs, and no download
+    model_cfg = ModelConfig.model_validate(options)  # the factory's kwargs, as the trial built them
+    kwargs = model_cfg.options
+    if "pretrained" in kwargs:
+        kwargs["pretrained"] = False  # same FLOPs, and no download
+    make = create_seg_model if model_cfg.arch in SEG_MODELS else create_model
     with torch.device(device):
-        model = create_model(arch, shape, classes, **options).train()
+        model = make(model_cfg.arch, shape, classes, **kwargs).train()
         x = torch.randn(BATCH, *shape)
     counter = FlopCounterMode(display=False)
     with counter:

@@ -24,7 +24,8 @@ from harness.report.tables import Table, fmt_int, fmt_interval, fmt_p, view
 
 # Metrics every trial row may carry (harness.store.TRIAL_COLUMNS); other numeric columns work too.
 METRICS = ["best_val_acc", "best_val_loss", "test_acc", "test_loss", "test_macro_f1", "test_micro_f1",
-           "train_images_per_sec", "total_seconds"]
+           "train_images_per_sec", "total_seconds",
+           "best_val_iou", "best_val_dice", "test_iou", "test_dice"]  # the last four: segmentation trials
 LOWER_IS_BETTER = ("loss", "error", "seconds", "time", "memory_mb")
 
 

@@ -63,9 +63,13 @@ def _short(text: str, limit: int = 48) -> str:
 # Curves
 
 
+CURVE_NAMES = {"loss": "loss", "acc": "accuracy", "iou": "IoU", "dice": "Dice"}
+
+
 def plot_curves(epochs: pd.DataFrame, trials: pd.DataFrame, labels: list[str], path: Path,
-                title: str = "Train vs validation") -> Optional[Path]:
-    """One row per configuration label: loss and accuracy per epoch, mean over seeds with a min-max band."""
+                title: str = "Train vs validation", kinds: tuple[str, str] = ("loss", "acc")) -> Optional[Path]:
+    """One row per configuration label: loss and accuracy (or `kinds`: train_<kind> / val_<kind> columns)
+    per epoch, mean over seeds with a min-max band."""
     if epochs.empty or not labels:
         return None
     with matplotlib.rc_context(STYLE):
@@ -74,7 +78,7 @@ def plot_curves(epochs: pd.DataFrame, trials: pd.DataFrame, labels: list[str], p
         for row, label in enumerate(labels):
             members = trials[trials["label"] == label]
             part = epochs[epochs["trial_id"].isin(members["trial_id"])]
-            for col, kind in enumerate(("loss", "acc")):
+            for col, kind in enumerate(kinds):
                 ax = axes[row][col]
                 for split, color, style in (("train", TRAIN, "-"), ("val", VAL, "--")):
                     name = f"{split}_{kind}"
@@ -90,8 +94,8 @@ def plot_curves(epochs: pd.DataFrame, trials: pd.DataFrame, labels: list[str], p
                         ax.annotate(f"overfit (seed {seed})", (epoch, 1), xycoords=("data", "axes fraction"),
                                     xytext=(3, -12), textcoords="offset points", color=ACCENT, fontsize=8)
                 ax.set_xlabel("epoch")
-                ax.set_ylabel(kind if kind == "loss" else "accuracy")
-                ax.set_title(f"#{row + 1} {_short(label, 60)} — {'loss' if kind == 'loss' else 'accuracy'}",
+                ax.set_ylabel(CURVE_NAMES.get(kind, kind))
+                ax.set_title(f"#{row + 1} {_short(label, 60)} — {CURVE_NAMES.get(kind, kind)}",
                              loc="left", fontsize=10)
                 ax.xaxis.get_major_locator().set_params(integer=True)
                 if row == 0:

@@ -90,7 +90,7 @@ class UNetMobileNetV2(nn.Module):
         bounds = (0,) + MOBILENETV2_STAGES[:encoder_depth]
         self.encoder = nn.ModuleList(net.features[a:b] for a, b in zip(bounds, bounds[1:]))
         skips = [stage[-1].out_channels for stage in self.encoder]
-        self.freeze_encoder = freeze_encoder
+        self.freeze_encoder, self.pretrained = freeze_encoder, pretrained
         self.encoder.requires_grad_(not freeze_encoder)
 
         blocks, cin = [], skips[-1]
@@ -103,9 +103,9 @@ class UNetMobileNetV2(nn.Module):
 
     def train(self, mode: bool = True) -> "UNetMobileNetV2":
         super().train(mode)
-        if self.freeze_encoder:
-            self.encoder.eval()  # a frozen encoder keeps its batch-norm statistics (Keras' trainable=False)
-        return self
+        if self.freeze_encoder and self.pretrained:
+            self.encoder.eval()  # a frozen pretrained encoder keeps its batch-norm statistics (as Keras)
+        return self  # a random encoder has none worth keeping: its batch norm normalizes with batch statistics
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
@@ -132,9 +132,9 @@ def unet_mobilenetv2(input_shape, num_classes, pretrained=False, freeze_encoder=
     """U-Net on a torchvision MobileNetV2 encoder, 1-channel logits (binary masks).
 
     `pretrained`: ImageNet weights (torchvision; offline without them: WeightsUnavailable).
-    `freeze_encoder`: encoder weights and batch-norm statistics fixed. `encoder_depth` 1-5: stages used
-    (fewer is faster). `width_mult`: MobileNetV2's channel multiplier. `decoder_widths`: one per stage,
-    deepest first (default 256, 128, 64, 32, 16, the last `encoder_depth` of them).
+    `freeze_encoder`: encoder weights fixed (and, when pretrained, its batch-norm statistics).
+    `encoder_depth` 1-5: stages used (fewer is faster). `width_mult`: MobileNetV2's channel multiplier.
+    `decoder_widths`: one per stage, deepest first (default 256, 128, 64, 32, 16, the last `encoder_depth` of them).
     """
     if num_classes > 2:
         raise ValueError(f"model 'unet_mobilenetv2' predicts binary masks; the dataset has {num_classes} classes")

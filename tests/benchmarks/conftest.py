@@ -1,0 +1,23 @@
+"""Benchmarks run only on request: `pytest tests/benchmarks --benchmark-only` (pyproject's addopts has
+--benchmark-skip, which --benchmark-only overrides). Every test here must use the `benchmark` fixture,
+or the default run would not skip it. The throughput comparisons measured in a session are printed
+at its end as the same table `python -m harness.bench` prints."""
+
+import pytest
+
+from harness import bench
+
+COMPARISONS: list = []
+
+
+@pytest.fixture
+def comparisons() -> list:
+    """The session's bench.Comparison objects, for the summary table."""
+    return COMPARISONS
+
+
+def pytest_terminal_summary(terminalreporter):
+    if COMPARISONS:
+        device = bench.default_device()
+        terminalreporter.write_sep("-", f"throughput on {bench.device_name(device)} (medians, img/s)")
+        terminalreporter.write_line(bench.markdown([bench.table_row(c, device) for c in COMPARISONS]))

@@ -1,0 +1,75 @@
+"""harness.bench at toy sizes: every contender trains and returns a rate, the FLOP count is exact for an
+MLP, Parquet round-trips, and the CLI prints the comparison table. (The real measurements are the
+benchmarks: `pytest tests/benchmarks --benchmark-only`.)"""
+
+import math
+
+import pytest
+import torch
+
+from harness import bench
+
+SMALL = dict(arch="s0_mlp", precision="no", batch_size=64, n_images=512)
+
+
+@pytest.mark.parametrize("measure", [bench.trial_loop_epoch, bench.bare_loop_epoch, bench.seeds_pipeline_epoch])
+def test_each_contender_returns_images_per_second(measure):
+    rate = measure(**SMALL)
+    assert math.isfinite(rate) and rate > 0
+
+
+def test_trial_loop_options_and_a_cnn():
+    assert bench.trial_loop_epoch("s4_smallcnn", "bf16", 32, 128, channels_last=True, augment="none",
+                                  warmup_steps=1) > 0
+
+
+def test_seeds_pipeline_reads_the_fixture_as_torchvision_cifar10():
+    x, y = bench.cifar_like(100)
+    ds = bench.seeds_dataset(100)
+    assert len(ds) == 100 and ds.classes[3] == "class_3"
+    assert torch.equal(torch.from_numpy(ds.data[7]).permute(2, 0, 1), x[7]) and ds.targets[7] == int(y[7])
+
+
+def test_seeds_pipeline_needs_images_left_after_warm_up():
+    with pytest.raises(ValueError, match="warm-up"):
+        bench.make_seeds_pipeline("s0_mlp", n_images=128, batch_size=64)
+
+
+def test_training_flops_of_the_s0_mlp_are_counted_exactly():
+    layers = [(3072, 256), (256, 128), (128, 10)]
+    forward = sum(2 * a * b for a, b in layers)
+    input_grads = sum(2 * a * b for a, b in layers[1:])  # the first layer's input needs no gradient
+    assert bench.train_flops_per_image("s0_mlp") == 2 * forward + input_grads
+    assert bench.train_flops_per_image("resnet18") > 1e9  # ~3.3 GFLOP at 32x32
+
+
+def test_parquet_roundtrip_reads_back_every_row():
+    r = bench.parquet_roundtrip(2000, trials=4)
+    assert r["rows"] == 2000 and r["parts"] == 4
+    assert r["write_s"] > 0 and r["read_s"] > 0 and r["mb"] > 0
+
+
+def test_comparison_medians_and_ratios():
+    c = bench.Comparison("s0_mlp", "no", 128, 1024, {"trial": [9.0, 10.0, 30.0], "bare": [10.0, 11.0, 12.0]})
+    assert c.median("trial") == 10.0 and c.ratio("trial", "bare") == pytest.approx(10 / 11)
+    assert math.isnan(c.median("seeds"))
+    row = bench.table_row(c, torch.device("cpu"))
+    assert len(row) == len(bench.COLUMNS) and row[6] == "0.91x" and row[7] == "-" and row[-1] == "-"
+
+
+def test_cli_prints_the_table(capsys):
+    assert bench.main(["--arch", "s0_mlp", "s4_smallcnn", "--images", "512", "--batch", "64", "--rounds", "1",
+                       "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    assert lines[0] == "| " + " | ".join(bench.COLUMNS) + " |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| s0_mlp", "| s4_smallcnn"]
+    for line in lines[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert all(cells[3:6]) and cells[6].endswith("x") and cells[7].endswith("x")
+    assert "harness.bench on cpu" in out
+
+
+def test_cli_rejects_an_unknown_model(capsys):
+    assert bench.main(["--arch", "no_such_net"]) == 2
+    assert "unknown --arch no_such_net" in capsys.readouterr().err
