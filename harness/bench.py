@@ -17,9 +17,10 @@ foreach on CPU / fused on CUDA) at the same batch size and precision on CIFAR-sh
 
 Each `*_epoch` function builds its contender, warms it up (torch.compile's compile time and the
 DataLoader's worker start fall there) and returns images/s over a fixed number of images.
-`compare` runs them in interleaved rounds and keeps medians, so ratios are taken side by side,
-under the same load. FLOPs come from FlopCounterMode; % of peak from harness.report.devices.
-On CPU every contender gets all cores (the sweep itself runs each trial on one: OMP_NUM_THREADS=1).
+`compare` runs the three in rounds of one epoch each, so that ratios are taken side by side under
+the same load, and keeps the medians of the rounds that other processes left alone (CpuWatch).
+FLOPs come from FlopCounterMode, % of peak from harness.report.devices' table of dense peaks.
+On CPU every contender gets all cores (a sweep runs each trial on one: OMP_NUM_THREADS=1).
 """
 
 from __future__ import annotations
@@ -303,12 +304,12 @@ def train_flops_per_image(arch: str) -> float:
     return math.nan
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device: torch.device, threads: Optional[int] = None) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     import platform
 
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({platform.processor() or platform.machine()}, {threads or torch.get_num_threads()} threads)"
 
 
 def peak_tflops(device: torch.device, precision: str) -> float:
@@ -364,6 +365,35 @@ def host_syncs_per_step(arch: str, precision: str = "bf16", batch_size: int = 12
     return (counts[1] - counts[0]) / steps
 
 
+class CpuWatch:
+    """The share of the machine's CPU time that OTHER processes used while open (Linux; NaN elsewhere).
+    This process's threads and its finished children (DataLoader workers) are not counted."""
+
+    @staticmethod
+    def _seconds() -> tuple[float, float, float]:
+        import resource
+
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.perf_counter(), busy, me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def __enter__(self) -> "CpuWatch":
+        self.others = math.nan
+        try:
+            self.start = self._seconds()
+        except (OSError, ValueError):
+            self.start = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.start is not None:
+            wall, busy, mine = (b - a for a, b in zip(self.start, self._seconds()))
+            share = (busy - mine) / (wall * (os.cpu_count() or 1)) if wall > 0 else math.nan
+            self.others = min(1.0, max(0.0, share))  # /proc/stat counts in ticks of 10 ms
+
+
 @dataclass
 class Comparison:
     arch: str
@@ -371,12 +401,21 @@ class Comparison:
     batch: int
     images: int  # per timed epoch
     rates: dict[str, list[float]] = field(default_factory=dict)  # contender -> images/s, one per round
+    busy: list[float] = field(default_factory=list)  # per round: CPU share other processes took (CpuWatch)
+    max_busy: float = 0.1  # rounds busier than this are left out of the medians (if any round is not)
     peak_mb: float = math.nan  # CUDA: peak memory allocated during a trial-loop epoch
     fwd_bwd: float = math.nan  # CUDA: images/s of forward + backward alone
     syncs_per_step: float = math.nan  # CUDA: host syncs per trial-loop step
 
+    @property
+    def quiet(self) -> list[int]:
+        """Rounds undisturbed by other processes (all rounds when busyness is unknown)."""
+        return [r for r, b in enumerate(self.busy) if not b > self.max_busy] if self.busy else []
+
     def median(self, name: str) -> float:
-        return statistics.median(self.rates[name]) if self.rates.get(name) else math.nan
+        rates = self.rates.get(name) or []
+        kept = [rates[r] for r in self.quiet if r < len(rates)] or rates
+        return statistics.median(kept) if kept else math.nan
 
     def ratio(self, a: str, b: str) -> float:
         return self.median(a) / self.median(b)
@@ -391,13 +430,16 @@ class Comparison:
 
 
 def compare(arch: str, precision: str = "no", batch_size: int = 128, n_images: Optional[int] = None, *,
-            rounds: int = 3, contenders=tuple(MAKERS), channels_last: bool = False, compile: bool = False,
+            rounds: int = 3, max_rounds: Optional[int] = None, max_busy: float = 0.1,
+            contenders=tuple(MAKERS), channels_last: bool = False, compile: bool = False,
             threads: Optional[int] = None) -> Comparison:
-    """Build the contenders, then `rounds` rounds of one epoch each, the order rotating every round, so
-    that every ratio is taken side by side under the same load. Medians in Comparison.median()."""
+    """Build the contenders, then rounds of one epoch each, the order rotating every round, so that the
+    ratios are taken side by side under the same load. A round in which other processes took more than
+    `max_busy` of the CPUs counts as disturbed: rounds go on until `rounds` quiet ones (or `max_rounds`,
+    default 3 x rounds, in all), and the medians are over the quiet rounds (over all if none was)."""
     device = default_device()
     n_images = n_images or default_images(arch, device)
-    out = Comparison(arch, precision, batch_size, n_images, {name: [] for name in contenders})
+    out = Comparison(arch, precision, batch_size, n_images, {name: [] for name in contenders}, max_busy=max_busy)
     kw = dict(channels_last=channels_last, compile=compile)
     with cpu_threads(threads or (os.cpu_count() if device.type == "cpu" else None)):
         epochs = {}
@@ -407,9 +449,13 @@ def compare(arch: str, precision: str = "no", batch_size: int = 128, n_images: O
                 torch.cuda.reset_peak_memory_stats(device)
                 epochs[name]()
                 out.peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
-        for r in range(rounds):
-            for name in contenders[r % len(contenders):] + contenders[: r % len(contenders)]:
-                out.rates[name].append(epochs[name]())
+        for r in range(max_rounds or 3 * rounds):
+            with CpuWatch() as watch:
+                for name in contenders[r % len(contenders):] + contenders[: r % len(contenders)]:
+                    out.rates[name].append(epochs[name]())
+            out.busy.append(watch.others)
+            if len(out.quiet) >= rounds:
+                break
         del epochs
         if device.type == "cuda":
             out.fwd_bwd = fwd_bwd_rate(arch, precision, batch_size, **kw)
@@ -581,9 +627,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     precisions = args.precision or (["bf16"] if device.type == "cuda" else ["no"])
     contenders = ("trial", "bare") if args.no_seeds else tuple(MAKERS)
     threads = args.threads or (os.cpu_count() if device.type == "cpu" else None)
-    with cpu_threads(threads):
-        print(f"harness.bench on {device_name(device)}, torch {torch.__version__}; "
-              f"medians of {args.rounds} interleaved rounds", flush=True)
+    print(f"harness.bench on {device_name(device, threads)}, torch {torch.__version__}; "
+          f"medians of {args.rounds} interleaved rounds", flush=True)
     rows, syncs = [], []
     for arch in args.arch:
         channels_last = args.channels_last if args.channels_last is not None else (
@@ -594,8 +639,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             rows.append(table_row(c, device))
             syncs.append(f"{arch}/{precision} {fmt(c.syncs_per_step, 1)}")
             print(f"  {arch} {precision}{' channels_last' if channels_last else ''}: {c.images} images per epoch, "
-                  + ", ".join(f"{k} " + " ".join(fmt(v) for v in c.rates[k]) for k in c.rates) + " img/s",
-                  file=sys.stderr, flush=True)
+                  + ", ".join(f"{k} " + " ".join(fmt(v) for v in c.rates[k]) for k in c.rates) + " img/s; "
+                  f"{len(c.quiet)} of {len(c.busy)} rounds quiet (others' CPU share "
+                  + " ".join(fmt(100 * b) + "%" for b in c.busy) + ")", file=sys.stderr, flush=True)
     print(markdown(rows))
     if device.type == "cuda":
         print("host syncs per trial-loop step (should be 0): " + ", ".join(syncs))

@@ -2,10 +2,10 @@
 
 A sweep file is one run's config (dataset, model, loss, optimizer, ...) plus `seeds` and a `grid`
 that maps dotted keys to lists of values (their cartesian product), or a list of such maps (the
-union of their products, in order: variants that differ in several keys). `load_sweep` validates the base config and every grid
-point once, at load; what comes out is a `Sweep` whose `trials` are fully validated `RunConfig`s,
-each with a stable, readable `trial_id`. Everything here is pure (no training, no I/O but reading
-the file), so it is tested without torch doing any work.
+union of their products, in order: variants that differ in several keys). `load_sweep` validates
+the base config and every grid point once, at load; what comes out is a `Sweep` whose `trials` are
+fully validated `RunConfig`s, each with a stable, readable `trial_id`. Everything here is pure (no
+training, no I/O but reading the file), so it is tested without torch doing any work.
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ class DatasetConfig(Section):
     max_train: Optional[int] = Field(None, gt=0)
     max_eval: Optional[int] = Field(None, gt=0)
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, v: str) -> str:
+        # resolved where the sweep is launched: Tune runs each trial in its own working directory
+        return str(Path(v).expanduser().absolute())
+
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
@@ -111,7 +117,7 @@ class ModelConfig(BaseModel):
     @classmethod
     def _absolute(cls, v: Optional[str]) -> Optional[str]:
         # relative to where the sweep is launched, not to the folder a Ray trial runs in
-        return v if v is None else str(Path(v).expanduser().absolute())
+        return str(Path(v).expanduser().absolute()) if v else None  # '' (e.g. --set model.init_from=): none
 
     @field_validator("arch")
     @classmethod

@@ -32,20 +32,18 @@ from harness.config import ConfigError, Sweep, Trial, load_sweep
 
 
 def smoke_overrides(sweep: Sweep) -> list[str]:
-    """Overrides that shrink any sweep to seconds: one epoch (one per stage), a few hundred samples."""
+    """Overrides that shrink any sweep to seconds: one epoch, a few hundred samples, one seed.
+    A staged schedule shrinks to one 1-epoch stage at its first learning rate."""
     cfg = sweep.config
     out = ["dataset.max_train=256", "dataset.max_eval=128", "train.eval_batch_size=128",
-           "early_stopping.enabled=false", "health.enabled=false"]
+           "early_stopping.enabled=false", "health.enabled=false", "train.epochs=1", f"seeds=[{sweep.seeds[0]}]"]
     if cfg.dataset.name == "synthetic":
         out += [f"dataset.num_train={min(cfg.dataset.num_train, 256)}", f"dataset.num_test={min(cfg.dataset.num_test, 128)}"]
         if cfg.dataset.num_val:
             out.append(f"dataset.num_val={min(cfg.dataset.num_val, 128)}")
-    if cfg.scheduler.name == "staged":
-        stages = [{"epochs": 1, "lr": s.lr} for s in cfg.scheduler.stages]
-        out.append(f"scheduler.stages={json.dumps(stages)}")
-    else:
-        out.append("train.epochs=1")
-    out.append(f"seeds=[{sweep.seeds[0]}]")
+    staged = [t.config.scheduler for t in sweep.trials if t.config.scheduler.name == "staged"]
+    if staged:
+        out.append(f"scheduler.stages={json.dumps([{'epochs': 1, 'lr': staged[0].stages[0].lr}])}")
     return out
 
 
@@ -135,14 +133,22 @@ class Progress:
     """Trials done / running / pending / failed, best so far, elapsed and ETA: one live line on a
     terminal, a line per finished trial otherwise."""
 
-    def __init__(self, total: int, metric: str, stream=sys.stdout):
-        self.total, self.metric, self.stream = total, metric, stream
+    def __init__(self, total: int, metric: str, stream=None):
+        self.total, self.metric = total, metric
+        self._stream = stream  # None: sys.stdout at the time of writing (Tune pickles this object)
         self.started = time.time()
         self.running: set[str] = set()
         self.done: dict[str, str] = {}  # trial_id -> status
         self.best: tuple[float, str] = (-math.inf, "")
-        self.live = stream.isatty()
+        self.live = self.stream.isatty()
         self._last_draw = 0.0
+
+    @property
+    def stream(self):
+        return self._stream or sys.stdout
+
+    def __getstate__(self):
+        return {**self.__dict__, "_stream": None}
 
     def start(self, trial_id: str) -> None:
         self.running.add(trial_id)
@@ -291,7 +297,7 @@ def init_ray(address: Optional[str]) -> None:
 
 
 def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str] = None,
-                max_concurrent: Optional[int] = None, stream=sys.stdout) -> dict[str, str]:
+                max_concurrent: Optional[int] = None, stream=None) -> dict[str, str]:
     """Run `trials` as Tune trials; returns trial_id -> status for every trial (from the Parquet)."""
     import ray
     from ray import tune
@@ -302,6 +308,10 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
     gpus = cfg.resources.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if cluster_gpus > 0 else 0.0
+    elif gpus > 0 and cluster_gpus == 0:
+        print(f"warning: resources.gpus_per_trial is {gpus} but the Ray cluster has no GPU: trials run on CPU",
+              file=sys.stderr, flush=True)
+        gpus = 0.0  # otherwise Tune waits forever for a GPU that is not there
     workers = cfg.resources.workers_per_trial
     by_id = {t.trial_id: t for t in trials}
     trainable = _tune_trainable(by_id, str(results_dir.resolve()), workers, use_gpu=gpus > 0)

@@ -59,7 +59,8 @@ def write_cifar100(root, num_train: int = 400, num_test: int = 200, seed: int = 
     rng, folder = np.random.default_rng(seed), Path(root) / "cifar-100-python"
     for split, n in (("train", num_train), ("test", num_test)):
         data, labels = _images_and_labels(rng, n, 3072, 100)
-        write_pickle(folder / split, {"data": data, "fine_labels": labels.tolist(), "coarse_labels": (labels // 5).tolist()})
+        write_pickle(folder / split, {"data": data, "fine_labels": labels.tolist(),
+                                      "coarse_labels": (labels // 5).tolist()})
     write_pickle(folder / "meta", {"fine_label_names": [f"class{i}" for i in range(100)],
                                    "coarse_label_names": [f"c{i}" for i in range(20)]})
     return Path(root)

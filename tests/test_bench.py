@@ -3,6 +3,7 @@ MLP, Parquet round-trips, and the CLI prints the comparison table. (The real mea
 benchmarks: `pytest tests/benchmarks --benchmark-only`.)"""
 
 import math
+import time
 
 import pytest
 import torch
@@ -55,6 +56,26 @@ def test_comparison_medians_and_ratios():
     assert math.isnan(c.median("seeds"))
     row = bench.table_row(c, torch.device("cpu"))
     assert len(row) == len(bench.COLUMNS) and row[6] == "0.91x" and row[7] == "-" and row[-1] == "-"
+
+
+def test_medians_leave_out_rounds_disturbed_by_other_processes():
+    c = bench.Comparison("s0_mlp", "no", 128, 1024, {"trial": [1.0, 10.0, 11.0], "bare": [1.0, 20.0, 22.0]},
+                         busy=[0.6, 0.02, 0.05])
+    assert c.quiet == [1, 2] and c.median("trial") == 10.5 and c.ratio("trial", "bare") == 0.5
+    c.busy = [0.5, 0.5, 0.5]  # never quiet: every round counts
+    assert c.quiet == [] and c.median("trial") == 10.0
+
+
+def test_cpu_watch_measures_a_share():
+    with bench.CpuWatch() as watch:
+        time.sleep(0.3)
+    assert 0.0 <= watch.others <= 1.0
+
+
+def test_compare_runs_rounds_side_by_side():
+    c = bench.compare("s0_mlp", "no", 64, 256, rounds=2, contenders=("trial", "bare"), threads=1, max_busy=1.0)
+    assert len(c.busy) == 2 and [len(c.rates[k]) for k in ("trial", "bare")] == [2, 2]
+    assert c.ratio("trial", "bare") > 0 and c.tflops > 0
 
 
 def test_cli_prints_the_table(capsys):

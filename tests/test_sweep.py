@@ -81,9 +81,8 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, write_sweep)
     while time.time() < deadline and len(store.finished_trial_ids(results)) < 3:
         time.sleep(0.5)
     finished_before = store.finished_trial_ids(results)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes in its session
     proc.wait()
-    subprocess.run(["pkill", "-9", "-f", "ray::"], check=False)
     assert 3 <= len(finished_before) < 12
     before = store.read_table(results, "trials").set_index("trial_id").loc[sorted(finished_before), "finished_at"]
 

@@ -83,7 +83,8 @@ def test_finetune_head_freezes_the_rest_and_the_optimizer_only_sees_the_head():
     model = freeze_all_but_head(create_model("cnn_mnist", SHAPE, 3))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {n for n, _ in model.named_parameters() if is_head(n)}
-    optimizer = create_optimizer(model, build_sweep({"optimizer": {"name": "sgd", "lr": 0.1}}).trials[0].config.optimizer)
+    cfg = build_sweep({"optimizer": {"name": "sgd", "lr": 0.1}}).trials[0].config
+    optimizer = create_optimizer(model, cfg.optimizer)
     in_optimizer = {id(p) for g in optimizer.param_groups for p in g["params"]}
     assert in_optimizer == {id(p) for p in head_parameters(model)}
 
@@ -121,6 +122,7 @@ def test_config_fields(tmp_path, monkeypatch):
     assert cfg.model.init_from == str(tmp_path / "results/src/models/seed=0.pt")  # relative to where it is launched
     assert cfg.model.finetune == "all" and "init_from" not in cfg.model.options
     assert build_sweep({}).trials[0].config.model.init_from is None
+    assert build_sweep({}, overrides=["model.init_from="]).trials[0].config.model.init_from is None
     with pytest.raises(ConfigError, match="model.finetune: 'features' is not allowed; allowed: all, head"):
         build_sweep({"model": {"finetune": "features"}}, "t.yaml")
 

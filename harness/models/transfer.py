@@ -46,7 +46,8 @@ def load_transferred(model: nn.Module, path: str | Path) -> dict[str, list[str]]
     if not path.is_file():
         raise FileNotFoundError(
             f"model.init_from: {path} does not exist; run the source sweep with train.save_model: true first "
-            f"(it writes results/<sweep>/models/<trial_id>.pt), e.g. python -m harness.sweep sweeps/s1_transfer_source.yaml")
+            f"(it writes results/<sweep>/models/<trial_id>.pt), "
+            f"e.g. python -m harness.sweep sweeps/s1_transfer_source.yaml")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state.get("model"), dict):  # a resumable checkpoint (last.pt) rather than bare weights
         state = state["model"]

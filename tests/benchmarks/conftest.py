@@ -3,6 +3,8 @@
 or the default run would not skip it. The throughput comparisons measured in a session are printed
 at its end as the same table `python -m harness.bench` prints."""
 
+import os
+
 import pytest
 
 from harness import bench
@@ -19,5 +21,6 @@ def comparisons() -> list:
 def pytest_terminal_summary(terminalreporter):
     if COMPARISONS:
         device = bench.default_device()
-        terminalreporter.write_sep("-", f"throughput on {bench.device_name(device)} (medians, img/s)")
+        name = bench.device_name(device, os.cpu_count())
+        terminalreporter.write_sep("-", f"throughput on {name} (medians of the quiet rounds)")
         terminalreporter.write_line(bench.markdown([bench.table_row(c, device) for c in COMPARISONS]))
