@@ -3,7 +3,7 @@ Parquet tables with every trial completed or early-stopped, and the report lands
 
 from harness import store
 
-from conftest import readme_block
+from readme_blocks import readme_block
 
 
 def test_readme_quickstart_block_is_what_we_run():
