@@ -62,7 +62,7 @@ def default_images(arch: str, device: torch.device) -> int:
     """Images per timed epoch: a few seconds per contender."""
     if device.type == "cuda":
         return 51_200
-    return {"s0_mlp": 16_384, "s4_smallcnn": 8_192}.get(arch, 512)
+    return {"s0_mlp": 16_384, "s4_smallcnn": 8_192}.get(arch, 640)
 
 
 def sync(device: torch.device) -> None:

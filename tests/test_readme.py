@@ -22,7 +22,8 @@ def test_readme_quickstart_commands_succeed(quickstart_run):
     trials = store.read_table(results, "trials")
     assert len(trials) == 24 and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"completed", "early_stopped"}
-    assert trials["best_val_acc"].min() > 0.5  # chance is 0.1
+    assert trials["best_val_acc"].min() > 0.25  # every trial learns (chance is 0.1); SGD at lr 0.01 is slow
+    assert trials["best_val_acc"].max() > 0.95
     epochs = store.read_table(results, "epochs")
     assert set(epochs["trial_id"]) == set(trials["trial_id"])
     assert (results / "report" / "index.html").exists()

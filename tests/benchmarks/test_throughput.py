@@ -22,7 +22,6 @@ DEVICE = bench.default_device()
 GPU = DEVICE.type == "cuda"
 PRECISION = "bf16" if GPU else "no"
 ROUNDS = {"s0_mlp": 7, "s4_smallcnn": 5, "resnet18": 3}
-IMAGES = {"resnet18": 256} if not GPU else {}  # resnet18 trains ~50 img/s on 2 CPU cores
 
 # Lower bounds on trial/bare and trial/seeds (medians of the same rounds); None: no target.
 CPU_TARGETS = {"s0_mlp": (0.9, 3.5), "s4_smallcnn": (0.9, 1.4), "resnet18": (0.9, None)}
@@ -33,7 +32,7 @@ GPU_PEAK_SHARE = {"resnet18": 0.35}  # forward + backward in bf16 + channels_las
 @pytest.mark.parametrize("arch", bench.ARCHS)
 def test_epoch_throughput(benchmark, comparisons, arch):
     channels_last = GPU and arch != "s0_mlp"
-    c = benchmark.pedantic(bench.compare, args=(arch, PRECISION, 128, IMAGES.get(arch)), kwargs=dict(
+    c = benchmark.pedantic(bench.compare, args=(arch, PRECISION, 128), kwargs=dict(
         rounds=ROUNDS[arch], channels_last=channels_last, threads=None if GPU else os.cpu_count()),
         rounds=1, iterations=1)
     comparisons.append(c)
