@@ -158,6 +158,37 @@ def _save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def save_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator, epoch: int, history: list, best: dict) -> None:
+    """Everything needed to continue a trial after `epoch`: weights, optimizer, schedule, scaler, RNG."""
+    device = accelerator.device
+    _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+           "scheduler": scheduler.state_dict() if scheduler is not None else None,
+           "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+           "rng_cpu": torch.get_rng_state(),
+           "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+           "epoch": epoch, "history": history, "best_value": best["value"], "best_epoch": best["epoch"]},
+          ckpt / "last.pt")
+
+
+def resume_from_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator, best: dict) -> tuple[list, int]:
+    """Load `ckpt/last.pt` (and the best weights) into the run's objects; returns (history, next epoch)."""
+    device = accelerator.device
+    state = torch.load(ckpt / "last.pt", map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if accelerator.scaler is not None and state.get("scaler") is not None:
+        accelerator.scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng_cpu"])
+    if device.type == "cuda" and state.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(state["rng_cuda"], device)
+    best.update(value=state["best_value"], epoch=state["best_epoch"])
+    if (ckpt / "best.pt").exists():
+        best["state"] = torch.load(ckpt / "best.pt", map_location=device, weights_only=False)
+    return state["history"], state["epoch"] + 1
+
+
 def checkpoint_dir(results_dir: Optional[Path], trial_id: str) -> Optional[Path]:
     return None if results_dir is None else Path(results_dir) / "checkpoints" / trial_id
 
@@ -257,20 +288,7 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
     best = {"value": math.nan, "epoch": None, "state": None}
     start_epoch = 1
     if ckpt is not None and (ckpt / "last.pt").exists():
-        state = torch.load(ckpt / "last.pt", map_location=device, weights_only=False)
-        unwrapped.load_state_dict(state["model"])
-        raw_optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if accelerator.scaler is not None and state.get("scaler") is not None:
-            accelerator.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-        history, start_epoch = state["history"], state["epoch"] + 1
-        best.update(value=state["best_value"], epoch=state["best_epoch"])
-        if (ckpt / "best.pt").exists():
-            best["state"] = torch.load(ckpt / "best.pt", map_location=device, weights_only=False)
+        history, start_epoch = resume_from_checkpoint(ckpt, unwrapped, raw_optimizer, scheduler, accelerator, best)
     elif ckpt is not None and accelerator.is_main_process:
         ckpt.mkdir(parents=True, exist_ok=True)
 
@@ -317,13 +335,7 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
         elif step_on == "plateau" and math.isfinite(row["val_loss"]):
             scheduler.step(row["val_loss"])
         if ckpt is not None and accelerator.is_main_process:
-            _save({"model": unwrapped.state_dict(), "optimizer": raw_optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                   "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-                   "rng_cpu": torch.get_rng_state(),
-                   "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                   "epoch": epoch, "history": history, "best_value": best["value"], "best_epoch": best["epoch"]},
-                  ckpt / "last.pt")
+            save_checkpoint(ckpt, unwrapped, raw_optimizer, scheduler, accelerator, epoch, history, best)
         if results_dir is not None and accelerator.is_main_process:
             store.write_part(results_dir, "epochs", trial_id, history)  # visible while the trial runs
         if on_epoch is not None:

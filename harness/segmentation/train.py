@@ -97,7 +97,8 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
     from harness.segmentation.batches import MaskBatches
     from harness.segmentation.losses import create_seg_loss
     from harness.segmentation.models import create_seg_model
-    from harness.trial import TrialOutcome, _save, _state, _sync, checkpoint_dir, peak_memory_mb
+    from harness.trial import (TrialOutcome, _save, _state, _sync, checkpoint_dir, peak_memory_mb, resume_from_checkpoint,
+                               save_checkpoint)
 
     set_seed(cfg.seed)
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
@@ -140,20 +141,7 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
     best = {"value": math.nan, "epoch": None, "state": None}
     start_epoch = 1
     if ckpt is not None and (ckpt / "last.pt").exists():
-        state = torch.load(ckpt / "last.pt", map_location=device, weights_only=False)
-        unwrapped.load_state_dict(state["model"])
-        raw_optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if accelerator.scaler is not None and state.get("scaler") is not None:
-            accelerator.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-        history, start_epoch = state["history"], state["epoch"] + 1
-        best.update(value=state["best_value"], epoch=state["best_epoch"])
-        if (ckpt / "best.pt").exists():
-            best["state"] = torch.load(ckpt / "best.pt", map_location=device, weights_only=False)
+        history, start_epoch = resume_from_checkpoint(ckpt, unwrapped, raw_optimizer, scheduler, accelerator, best)
     elif ckpt is not None and accelerator.is_main_process:
         ckpt.mkdir(parents=True, exist_ok=True)
 
@@ -204,13 +192,7 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
             snapshot(unwrapped, snap_images, snap_masks, val_batches, threshold,
                      snapshot_path(results_dir, trial_id, epoch), epoch)
         if ckpt is not None and accelerator.is_main_process:
-            _save({"model": unwrapped.state_dict(), "optimizer": raw_optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                   "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-                   "rng_cpu": torch.get_rng_state(),
-                   "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                   "epoch": epoch, "history": history, "best_value": best["value"], "best_epoch": best["epoch"]},
-                  ckpt / "last.pt")
+            save_checkpoint(ckpt, unwrapped, raw_optimizer, scheduler, accelerator, epoch, history, best)
         if results_dir is not None and accelerator.is_main_process:
             store.write_part(results_dir, "epochs", trial_id, history)  # visible while the trial runs
         if on_epoch is not None:
