@@ -18,7 +18,8 @@ foreach on CPU / fused on CUDA) at the same batch size and precision on CIFAR-sh
 Each `*_epoch` function builds its contender, warms it up (torch.compile's compile time and the
 DataLoader's worker start fall there) and returns images/s over a fixed number of images.
 `compare` runs the three in rounds of one epoch each, so that ratios are taken side by side under
-the same load, and keeps the medians of the rounds that other processes left alone (CpuWatch).
+the same load: rates and ratios are medians over the rounds other processes left alone (CpuWatch),
+a ratio being taken within each round.
 FLOPs come from FlopCounterMode, % of peak from harness.report.devices' table of dense peaks.
 On CPU every contender gets all cores (a sweep runs each trial on one: OMP_NUM_THREADS=1).
 """
@@ -191,6 +192,9 @@ def make_bare_loop(arch: str, precision: str = "no", batch_size: int = 128, n_im
     return epoch
 
 
+_FOLDERS: list = []  # the fixtures' TemporaryDirectory objects: removed at exit
+
+
 @functools.lru_cache(maxsize=2)
 def cifar_fixture(n: int) -> str:
     """A folder holding n images as CIFAR-10 in torchvision's pickle format, removed at exit."""
@@ -206,9 +210,6 @@ def cifar_fixture(n: int) -> str:
     (base / "test_batch").write_bytes(pickle.dumps({"data": rows[:1], "labels": y[:1].tolist()}))
     (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class_{k}" for k in range(CLASSES)]}))
     return folder.name
-
-
-_FOLDERS: list = []
 
 
 def seeds_dataset(n: int, transform=None):
@@ -418,7 +419,11 @@ class Comparison:
         return statistics.median(kept) if kept else math.nan
 
     def ratio(self, a: str, b: str) -> float:
-        return self.median(a) / self.median(b)
+        """Median over the quiet rounds of a's rate / b's rate in the same round: whatever slows a whole
+        round (a busy neighbour, a slower CPU clock) cancels out."""
+        pairs = list(zip(self.rates.get(a) or [], self.rates.get(b) or []))
+        kept = [pairs[r] for r in self.quiet if r < len(pairs)] or pairs
+        return statistics.median(x / y for x, y in kept) if kept else math.nan
 
     @property
     def gflop_per_image(self) -> float:
@@ -470,6 +475,7 @@ def compare(arch: str, precision: str = "no", batch_size: int = 128, n_images: O
 def ray_trial_overhead(n_trials: int = 12, reports: int = 3) -> dict:
     """Bare Ray Tune: `n_trials` trivial trials of `reports` reports each, on a fresh local Ray.
     Returns init_s (import + ray.init) and per_trial_s (wall seconds of fit() per trial)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment banner on stdout (as harness.sweep)
     t0 = time.perf_counter()
     import ray
     from ray import tune
