@@ -1,7 +1,7 @@
 """Classification metrics from a confusion matrix: per-class precision/recall/F1, macro and micro averages.
 
-The trial accumulates the confusion matrix on the device (torchmetrics), sums it across processes,
-and everything else is derived here, in pure functions of that matrix.
+The trial accumulates the confusion matrix on the device (`add_to_confusion`, no host sync), sums it
+across processes, and everything else is derived here, in pure functions of that matrix.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 import torch
 
 
-def confusion_matrix(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """[true, pred] counts for one batch, on the batch's device (torchmetrics' implementation)."""
-    from torchmetrics.functional.classification import multiclass_confusion_matrix
-
-    return multiclass_confusion_matrix(preds, target, num_classes=num_classes, validate_args=False)
+def add_to_confusion(confusion: torch.Tensor, target: torch.Tensor, preds: torch.Tensor) -> torch.Tensor:
+    """Add one batch's [true, pred] counts to `confusion` [C, C] in place, on its device. index_add_ rather
+    than bincount (which syncs with the host on CUDA) or torchmetrics (whose import costs seconds)."""
+    c = confusion.shape[0]
+    confusion.view(-1).index_add_(0, target * c + preds, torch.ones_like(target, dtype=confusion.dtype))
+    return confusion
 
 
 def per_class(confusion: torch.Tensor) -> dict[str, list[float]]:

@@ -31,6 +31,7 @@ import torch
 
 from harness import metrics, monitor, store
 from harness.config import ConfigError, RunConfig, Trial, load_sweep
+from harness.step import Stepper, smallest_layer_grad_norm
 
 EpochCallback = Callable[[dict, "monitor.Verdict"], None]
 
@@ -71,43 +72,24 @@ def train_epoch(model, batches, optimizer, loss_fn, accelerator, scheduler=None,
     the smallest per-layer gradient norm of the last step, and the seconds spent on the first step
     when `skip_first` (compile warm-up, excluded from throughput)."""
     model.train()
+    stepper = Stepper(model, optimizer, accelerator, scheduler, grad_clip)
     sums = torch.zeros(5, device=accelerator.device, dtype=torch.float64)
-    params = [p for p in model.parameters() if p.requires_grad]
-    weights = [p for p in params if p.dim() > 1]
+    one = torch.ones((), device=accelerator.device)  # torch.tensor(n, device=cuda) would sync
     first_step_seconds = 0.0
-    grads = []
-    one = torch.ones((), device=accelerator.device, dtype=torch.float64)  # torch.tensor(n, device=cuda) syncs
-    plain = accelerator.scaler is None and accelerator.gradient_accumulation_steps == 1
-    if plain and accelerator.distributed_type != "XLA":
-        # Accelerate's optimizer wrapper would only forward step() and zero_grad() here, spending ~0.2 ms of
-        # Python per step on package lookups (most of a small model's step on a GPU): call the optimizer itself
-        optimizer = getattr(optimizer, "optimizer", optimizer)
     for step, (x, y) in enumerate(batches):
         if skip_first and step == 0:
             t0 = time.perf_counter()
         logits = model(x)
         loss = loss_fn(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        if grad_clip:
-            grad_norm = accelerator.clip_grad_norm_(params, grad_clip)
-        else:
-            if accelerator.scaler is not None:
-                accelerator.unscale_gradients()
-            grads = [p.grad for p in params if p.grad is not None]
-            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        norm = stepper(loss)
         n = y.shape[0]
-        sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
-                             one * n, grad_norm.double(), one])
+        # one float32 row per step, summed in float64: one conversion instead of one per value
+        sums += torch.stack([loss.detach().float() * n, (logits.argmax(1) == y).sum().float(), one * n,
+                             norm.float(), one])
         if skip_first and step == 0:
             _sync(accelerator.device)
             first_step_seconds = time.perf_counter() - t0
-    weight_grads = [p.grad for p in weights if p.grad is not None]
-    layer_min = torch.stack(torch._foreach_norm(weight_grads)).min() if weight_grads else None
-    return sums, layer_min, first_step_seconds
+    return sums, smallest_layer_grad_norm(model), first_step_seconds
 
 
 @torch.no_grad()
@@ -120,9 +102,7 @@ def evaluate(model, batches, loss_fn, num_classes: int, accelerator) -> dict:
         with accelerator.autocast():
             logits = model(x)
         loss_sum += loss_fn(logits, y).double() * y.shape[0]
-        # [true, pred] counts without a host sync (bincount syncs on CUDA) and without importing torchmetrics
-        # (4-5 s in every fresh Ray worker, that is, every trial of a sweep)
-        confusion.view(-1).index_add_(0, y * num_classes + logits.argmax(1), torch.ones_like(y))
+        metrics.add_to_confusion(confusion, y, logits.argmax(1))
     loss_sum = accelerator.reduce(loss_sum, "sum")
     confusion = accelerator.reduce(confusion, "sum")
     n = int(confusion.sum())

@@ -348,7 +348,8 @@ def test_standard_is_a_shifted_maybe_flipped_copy_of_the_padded_image():
     images = image.expand(64, 3, h, w).contiguous()
     b = DeviceBatches(images, torch.zeros(64, dtype=torch.long), 64, device="cpu", shuffle=True, augment="standard")
     x, _ = next(iter(b))
-    padded = torch.nn.functional.pad(image.float() / 255, (4, 4, 4, 4))
+    x = (x * 255).round().to(torch.uint8)
+    padded = torch.nn.functional.pad(image, (4, 4, 4, 4))
     candidates = {}
     for dy in range(9):
         for dx in range(9):
@@ -362,6 +363,24 @@ def test_standard_is_a_shifted_maybe_flipped_copy_of_the_padded_image():
         seen.append(matches[0])
     assert len({key[:2] for key in seen}) > 10  # offsets vary per sample
     assert {key[2] for key in seen} == {False, True}  # and some are flipped
+
+
+def test_padded_crops_match_a_per_sample_crop_and_flip():
+    """PaddedCrops' one index_select equals cropping and flipping each image by hand with the same draws."""
+    images = torch.randint(0, 256, (10, 3, 7, 5), generator=torch.Generator().manual_seed(5), dtype=torch.uint8)
+    idx = torch.tensor([9, 0, 3, 3, 7, 1])
+    out = aug.PaddedCrops(images, pad=2)(idx, torch.Generator().manual_seed(11))
+    g = torch.Generator().manual_seed(11)  # the same draws, in the same order
+    dy = torch.randint(0, 5, (6, 1), generator=g)
+    dx = torch.randint(0, 5, (6, 1), generator=g)
+    flip = torch.rand(6, generator=g) < 0.5
+    for k, i in enumerate(idx):
+        crop = torch.nn.functional.pad(images[i], (2, 2, 2, 2))[:, dy[k] : dy[k] + 7, dx[k] : dx[k] + 5]
+        assert torch.equal(out[k], crop.flip(-1) if flip[k] else crop)
+    assert out.dtype == torch.uint8 and out.shape == (6, 3, 7, 5)
+    # `standard` on a batch is PaddedCrops over that batch
+    batch = images[idx]
+    assert torch.equal(aug.standard(batch, torch.Generator().manual_seed(11), pad=2), out)
 
 
 @pytest.mark.parametrize("preset", ["heavy", "s4"])

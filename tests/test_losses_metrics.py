@@ -7,7 +7,7 @@ from torch import nn
 
 from harness.config import LossConfig, OptimizerConfig, SchedulerConfig
 from harness.losses import LOSSES, create_loss
-from harness.metrics import per_class, summary
+from harness.metrics import add_to_confusion, per_class, summary
 from harness.optimizers import OPTIMIZERS, create_optimizer
 from harness.schedulers import create_scheduler
 
@@ -117,5 +117,9 @@ def test_metrics_agree_with_torchmetrics():
     torch.manual_seed(1)
     preds, target = torch.randint(0, 5, (200,)), torch.randint(0, 5, (200,))
     cm = multiclass_confusion_matrix(preds, target, num_classes=5)
+    # the trial's on-device accumulation, in two batches, gives torchmetrics' matrix
+    ours = torch.zeros(5, 5, dtype=torch.long)
+    add_to_confusion(add_to_confusion(ours, target[:70], preds[:70]), target[70:], preds[70:])
+    assert torch.equal(ours, cm)
     assert per_class(cm)["f1"] == pytest.approx(multiclass_f1_score(preds, target, 5, average=None).tolist())
     assert summary(cm)["macro_f1"] == pytest.approx(float(multiclass_f1_score(preds, target, 5, average="macro")))

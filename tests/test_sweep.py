@@ -80,9 +80,9 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, write_sweep)
     deadline = time.time() + 300
     while time.time() < deadline and len(store.finished_trial_ids(results)) < 3:
         time.sleep(0.5)
-    finished_before = store.finished_trial_ids(results)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes in its session
     proc.wait()
+    finished_before = store.finished_trial_ids(results)  # read after the kill: a trial may finish meanwhile
     assert 3 <= len(finished_before) < 12
     before = store.read_table(results, "trials").set_index("trial_id").loc[sorted(finished_before), "finished_at"]
 

@@ -23,6 +23,7 @@ import torch
 from harness import monitor, store
 from harness.segmentation import metrics
 from harness.segmentation.snapshots import snapshot_path, write_snapshot
+from harness.step import Stepper, smallest_layer_grad_norm
 
 
 def _logit(probability: float) -> float:
@@ -33,31 +34,17 @@ def train_epoch(model, batches, optimizer, loss_fn, accelerator, threshold: floa
     """One pass. Returns device tensors [loss*n, tp, fp, fn, tn, n, grad_norm, steps] and the smallest
     per-layer gradient norm of the last step (trainable weights only)."""
     model.train()
+    stepper = Stepper(model, optimizer, accelerator, scheduler, grad_clip)
     sums = torch.zeros(8, device=accelerator.device, dtype=torch.float64)
-    params = [p for p in model.parameters() if p.requires_grad]
+    one = torch.ones(1, device=accelerator.device, dtype=torch.float64)  # torch.tensor(n, device=cuda) would sync
     for x, masks in batches:
         logits = model(x)
         loss = loss_fn(logits, masks)
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        if grad_clip:
-            grad_norm = accelerator.clip_grad_norm_(params, grad_clip)
-        else:
-            if accelerator.scaler is not None:
-                accelerator.unscale_gradients()
-            grads = [p.grad for p in params if p.grad is not None]
-            grad_norm = (torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads
-                         else loss.new_zeros(()))
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        n = loss.new_tensor(masks.shape[0], dtype=torch.float64)
+        norm = stepper(loss)
+        n = masks.shape[0]
         counts = metrics.pixel_counts(logits.detach() > threshold, masks)
-        sums += torch.cat([(loss.detach().double() * n).view(1), counts, n.view(1), grad_norm.double().view(1),
-                           n.new_ones(1)])
-    weight_grads = [p.grad for p in params if p.dim() > 1 and p.grad is not None]
-    layer_min = torch.stack(torch._foreach_norm(weight_grads)).min() if weight_grads else None
-    return sums, layer_min
+        sums += torch.cat([loss.detach().double().view(1) * n, counts, one * n, norm.double().view(1), one])
+    return sums, smallest_layer_grad_norm(model)
 
 
 @torch.no_grad()
