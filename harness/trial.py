@@ -169,6 +169,18 @@ def resume_from_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator,
     return state["history"], state["epoch"] + 1
 
 
+def start_or_resume(ckpt: Optional[Path], model, optimizer, scheduler, accelerator) -> tuple[list, dict, int]:
+    """(history, best, first epoch): a fresh start (creating `ckpt` on the main process), or where the
+    interrupted run's `ckpt/last.pt` left off. `best` holds the monitored value, its epoch and weights."""
+    best = {"value": math.nan, "epoch": None, "state": None}
+    if ckpt is not None and (ckpt / "last.pt").exists():
+        history, start_epoch = resume_from_checkpoint(ckpt, model, optimizer, scheduler, accelerator, best)
+        return history, best, start_epoch
+    if ckpt is not None and accelerator.is_main_process:
+        ckpt.mkdir(parents=True, exist_ok=True)
+    return [], best, 1
+
+
 def checkpoint_dir(results_dir: Optional[Path], trial_id: str) -> Optional[Path]:
     return None if results_dir is None else Path(results_dir) / "checkpoints" / trial_id
 
@@ -264,13 +276,7 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
 
     # resume from the last checkpoint, if this trial was interrupted
     ckpt = checkpoint_dir(results_dir, trial_id) if tc.checkpoint else None
-    history: list[dict] = []
-    best = {"value": math.nan, "epoch": None, "state": None}
-    start_epoch = 1
-    if ckpt is not None and (ckpt / "last.pt").exists():
-        history, start_epoch = resume_from_checkpoint(ckpt, unwrapped, raw_optimizer, scheduler, accelerator, best)
-    elif ckpt is not None and accelerator.is_main_process:
-        ckpt.mkdir(parents=True, exist_ok=True)
+    history, best, start_epoch = start_or_resume(ckpt, unwrapped, raw_optimizer, scheduler, accelerator)
 
     status = "completed"
     for epoch in range(start_epoch, tc.epochs + 1):

@@ -19,7 +19,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from harness.config import RunConfig, trial_id
+from harness.report.leaderboard import leaderboard
+from harness.report.results import load_results
 from harness.store import write_trial
 
 SWEEP = "fake-activations"
@@ -170,3 +174,16 @@ def build_fake_sweep(results_dir: str | Path, *, seeds=SEEDS, configs=None, grid
                         [{"trial_id": tid, **r} for r in class_rows],
                         [{"trial_id": tid, **r} for r in confusion_rows])
     return results_dir
+
+
+# Module-scoped fixtures of the fake sweep, for the report tests that import them
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return load_results(build_fake_sweep(tmp_path_factory.mktemp("sweep")))
+
+
+@pytest.fixture(scope="module")
+def board(results):
+    return leaderboard(results, "best_val_acc")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 try:
-    from report_fixtures import build_fake_sweep
+    from report_fixtures import board, build_fake_sweep, results  # noqa: F401 - board, results: shared fixtures
 except ImportError:  # tests/ as a package
-    from tests.report_fixtures import build_fake_sweep
+    from tests.report_fixtures import board, build_fake_sweep, results  # noqa: F401
 
 from harness.report.compare import compare
 from harness.report.leaderboard import best_trial, leaderboard
@@ -32,16 +32,6 @@ ORDER = [
     "activation=tanh lr=0.1 optimizer=sgd",  # seed 2 diverged: n=2
     "activation=tanh lr=0.1 optimizer=adam",  # seed 1 stalled at 0.10: huge std
 ]
-
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    return load_results(build_fake_sweep(tmp_path_factory.mktemp("sweep")))
-
-
-@pytest.fixture(scope="module")
-def board(results):
-    return leaderboard(results, "best_val_acc")
 
 
 def row(board, label):

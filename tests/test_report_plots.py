@@ -6,28 +6,17 @@ import pytest
 from matplotlib.image import imread
 
 try:
-    from report_fixtures import build_fake_sweep
+    from report_fixtures import board, build_fake_sweep, results  # noqa: F401 - board, results: shared fixtures
 except ImportError:  # tests/ as a package
-    from tests.report_fixtures import build_fake_sweep
+    from tests.report_fixtures import board, build_fake_sweep, results  # noqa: F401
 
 from harness.report import plots
 from harness.report.compare import compare
-from harness.report.leaderboard import best_trial, leaderboard
+from harness.report.leaderboard import best_trial
 from harness.report.marginals import grid2d, marginal
-from harness.report.results import load_results
 from harness.report.throughput import throughput
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    return load_results(build_fake_sweep(tmp_path_factory.mktemp("sweep")))
-
-
-@pytest.fixture(scope="module")
-def board(results):
-    return leaderboard(results, "best_val_acc")
 
 
 def check_png(path: Path) -> None:

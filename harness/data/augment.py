@@ -132,8 +132,8 @@ class PaddedCrops:
 
     The split is padded and mirrored ONCE, as uint8 (2 (H+2p)(W+2p) / HW of its size: 3.1x for
     CIFAR). A flipped crop is a crop of the mirrored image, so a batch's crop + flip is then ONE
-    index_select of image rows (w bytes each, a memcpy per row) straight from it: no per-batch
-    pad, gather or flip, and no host sync.
+    index_select of w-byte image rows (overlapping windows of the flat split) straight from it:
+    no pad, gather or flip per batch, and no host sync.
 
         crops = PaddedCrops(images)          # uint8 [N, C, H, W]
         x = crops(batch_indices, generator)  # uint8 [B, C, H, W]

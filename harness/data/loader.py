@@ -150,22 +150,21 @@ class DeviceBatches(SplitBatches):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx, g = self.indices(), self.generator()
         labels = self.labels.index_select(0, idx)
-        if self.augment in ("none", "standard"):
-            # pure data movement: the epoch's uint8 images are gathered (and cropped) in ONE op, in order,
-            # and each batch is a slice of them: no gather and no draws per batch (on a GPU, no kernel
-            # launches per batch; on the CPU, 3-5% of a small model's step)
-            if self.crops is not None:
-                images = self.crops(idx, g)
-            elif not self.shuffle and self.world_size == 1:
-                images = self.images  # evaluation on one process: the split as it is
-            else:
-                images = self.images.index_select(0, idx)
-            for i in range(len(self)):
-                batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
-                yield self.normalize(images[batch]), labels[batch]
-            return
-        warp = PRESETS[self.augment]  # float warps: per batch, on the batch's images
+        # `none` and `standard` only move bytes: the epoch's uint8 images are gathered (and cropped) in ONE
+        # op, in order, and each batch is a slice of them (on a GPU, no kernel launches per batch; on the
+        # CPU, 3-5% of a small model's step). `heavy` and `s4` warp each batch in float.
+        warp, epoch_images = None, None
+        if self.crops is not None:
+            epoch_images = self.crops(idx, g)
+        elif self.augment == "none":
+            in_order = not self.shuffle and self.world_size == 1  # evaluation on one process: the split as it is
+            epoch_images = self.images if in_order else self.images.index_select(0, idx)
+        else:
+            warp = PRESETS[self.augment]
         for i in range(len(self)):
-            batch = idx[i * self.batch_size : (i + 1) * self.batch_size]
-            x = warp(self.images.index_select(0, batch).float().div_(255), g)
-            yield self.normalize(x), labels[i * self.batch_size : (i + 1) * self.batch_size]
+            batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            if warp is None:
+                x = epoch_images[batch]
+            else:
+                x = warp(self.images.index_select(0, idx[batch]).float().div_(255), g)
+            yield self.normalize(x), labels[batch]

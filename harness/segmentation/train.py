@@ -84,8 +84,8 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
     from harness.segmentation.batches import MaskBatches
     from harness.segmentation.losses import create_seg_loss
     from harness.segmentation.models import create_seg_model
-    from harness.trial import (TrialOutcome, _save, _state, _sync, checkpoint_dir, peak_memory_mb, resume_from_checkpoint,
-                               save_checkpoint)
+    from harness.trial import (TrialOutcome, _save, _state, _sync, checkpoint_dir, peak_memory_mb, save_checkpoint,
+                               start_or_resume)
 
     set_seed(cfg.seed)
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
@@ -124,13 +124,7 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
 
     # resume from the last checkpoint, if this trial was interrupted
     ckpt = checkpoint_dir(results_dir, trial_id) if tc.checkpoint else None
-    history: list[dict] = []
-    best = {"value": math.nan, "epoch": None, "state": None}
-    start_epoch = 1
-    if ckpt is not None and (ckpt / "last.pt").exists():
-        history, start_epoch = resume_from_checkpoint(ckpt, unwrapped, raw_optimizer, scheduler, accelerator, best)
-    elif ckpt is not None and accelerator.is_main_process:
-        ckpt.mkdir(parents=True, exist_ok=True)
+    history, best, start_epoch = start_or_resume(ckpt, unwrapped, raw_optimizer, scheduler, accelerator)
 
     status = "completed"
     for epoch in range(start_epoch, tc.epochs + 1):
