@@ -5,7 +5,7 @@
     python -m harness.bench --ray --parquet                   # + Ray per-trial overhead, Parquet 100k rows
 
 Three contenders train the same model (same init) with the same optimizer (SGD, Nesterov momentum,
-foreach on CPU / fused on CUDA) at the same batch size and precision on CIFAR-shaped (3x32x32,
+torch's fused kernel on CPU and CUDA alike) at the same batch size and precision on CIFAR-shaped (3x32x32,
 10 classes) images:
 
     trial   harness.trial.train_epoch over DeviceBatches: uint8 images on the device, crop + flip and
@@ -17,8 +17,9 @@ foreach on CPU / fused on CUDA) at the same batch size and precision on CIFAR-sh
 
 Each `*_epoch` function builds its contender, warms it up (torch.compile's compile time and the
 DataLoader's worker start fall there) and returns images/s over a fixed number of images.
-`compare` runs the three in rounds of one epoch each, so that ratios are taken side by side under
-the same load: rates and ratios are medians over the rounds other processes left alone (CpuWatch),
+`compare` runs the three in rounds, so that ratios are taken side by side under the same load: within
+a round, trial and bare take turns on parts of the epoch (t b b t t b ...), the seeds' pipeline runs
+one whole epoch. Rates and ratios are medians over the rounds other processes left alone (CpuWatch),
 a ratio being taken within each round.
 FLOPs come from FlopCounterMode, % of peak from harness.report.devices' table of dense peaks.
 On CPU every contender gets all cores (a sweep runs each trial on one: OMP_NUM_THREADS=1).
@@ -107,9 +108,8 @@ class HandStep:
     """The hand-written training step of the bare loop and the seeds' pipeline."""
 
     def __init__(self, model, device: torch.device, precision: str, compile: bool):
-        fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
         cfg = {k: v for k, v in OPTIMIZER.items() if k != "name"}
-        self.optimizer = torch.optim.SGD(model.parameters(), **cfg, **fast)
+        self.optimizer = torch.optim.SGD(model.parameters(), **cfg, fused=True)
         self.model = torch.compile(model) if compile else model
         self.device, self.dtype = device, AMP_DTYPES.get(precision)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -400,7 +400,7 @@ class Comparison:
     arch: str
     precision: str
     batch: int
-    images: int  # per timed epoch
+    images: int  # per contender per round
     rates: dict[str, list[float]] = field(default_factory=dict)  # contender -> images/s, one per round
     busy: list[float] = field(default_factory=list)  # per round: CPU share other processes took (CpuWatch)
     max_busy: float = 0.1  # rounds busier than this are left out of the medians (if any round is not)
@@ -434,30 +434,54 @@ class Comparison:
         return self.gflop_per_image * self.median("trial") / 1e3
 
 
+SPLIT = ("trial", "bare")  # contenders whose epoch cuts into parts at no cost (the data already on the device)
+
+
 def compare(arch: str, precision: str = "no", batch_size: int = 128, n_images: Optional[int] = None, *,
-            rounds: int = 3, max_rounds: Optional[int] = None, max_busy: float = 0.1,
+            rounds: int = 3, max_rounds: Optional[int] = None, max_busy: float = 0.1, parts: int = 8,
             contenders=tuple(MAKERS), channels_last: bool = False, compile: bool = False,
             threads: Optional[int] = None) -> Comparison:
-    """Build the contenders, then rounds of one epoch each, the order rotating every round, so that the
-    ratios are taken side by side under the same load. A round in which other processes took more than
-    `max_busy` of the CPUs counts as disturbed: rounds go on until `rounds` quiet ones (or `max_rounds`,
-    default 3 x rounds, in all), and the medians are over the quiet rounds (over all if none was)."""
+    """Build the contenders, then rounds of n_images each, so that the ratios are taken side by side under
+    the same load. Within a round, the SPLIT contenders (trial, bare) run their n_images as `parts` epochs
+    of n_images / parts, taking turns and reversing the order every turn (t b b t t b ...): they meet the
+    same load within a fraction of a second, and a load that drifts across the round cancels out. The
+    seeds' pipeline (worker start each epoch) runs one whole epoch, before them or after them in turn;
+    which of them leads after it alternates too.
+    A contender's rate in a round is its images over its seconds there.
+    A round in which other processes took more than `max_busy` of the CPUs counts as disturbed: rounds go on
+    until `rounds` quiet ones (or `max_rounds`, default 3 x rounds, in all), and the medians are over the
+    quiet rounds (over all if none was)."""
     device = default_device()
     n_images = n_images or default_images(arch, device)
-    out = Comparison(arch, precision, batch_size, n_images, {name: [] for name in contenders}, max_busy=max_busy)
+    parts = max(1, min(parts, n_images // batch_size))
+    part = n_images // parts - n_images // parts % batch_size
+    split = [name for name in contenders if name in SPLIT]
+    whole = [name for name in contenders if name not in SPLIT]
+    out = Comparison(arch, precision, batch_size, part * parts if split else n_images,
+                     {name: [] for name in contenders}, max_busy=max_busy)
     kw = dict(channels_last=channels_last, compile=compile)
     with cpu_threads(threads or (os.cpu_count() if device.type == "cpu" else None)):
         epochs = {}
         for name in contenders:
-            epochs[name] = MAKERS[name](arch, precision, batch_size, n_images, **kw)
+            epochs[name] = MAKERS[name](arch, precision, batch_size, part if name in SPLIT else n_images, **kw)
             if name == "trial" and device.type == "cuda":  # alone on the GPU: its peak memory
                 torch.cuda.reset_peak_memory_stats(device)
                 epochs[name]()
                 out.peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
         for r in range(max_rounds or 3 * rounds):
             with CpuWatch() as watch:
-                for name in contenders[r % len(contenders):] + contenders[: r % len(contenders)]:
-                    out.rates[name].append(epochs[name]())
+                rates = {name: [] for name in contenders}
+                for stage in ("whole", "split") if r % 2 == 0 else ("split", "whole"):
+                    if stage == "whole":
+                        for name in whole:
+                            rates[name].append(epochs[name]())
+                        continue
+                    first = r // 2  # who leads after the seeds' epoch (its workers' exit) alternates
+                    for turn in range(parts if split else 0):
+                        for name in split if (turn + first) % 2 == 0 else split[::-1]:
+                            rates[name].append(epochs[name]())
+            for name, measured in rates.items():  # images over seconds: the harmonic mean of equal-sized parts
+                out.rates[name].append(statistics.harmonic_mean(measured))
             out.busy.append(watch.others)
             if len(out.quiet) >= rounds:
                 break
@@ -607,7 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", nargs="+", choices=["no", "bf16", "fp16"],
                    help="default: bf16 on a GPU, no (fp32) on the CPU")
     p.add_argument("--batch", type=int, default=128, help="train batch size (default: %(default)s)")
-    p.add_argument("--images", type=int, help="images per timed epoch (default: a few seconds' worth per model)")
+    p.add_argument("--images", type=int, help="images per contender per round (default: a few seconds' worth)")
+    p.add_argument("--parts", type=int, default=8,
+                   help="trial and bare take turns on this many parts of a round's images (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians (default: 3)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                    help="channels_last memory format (default: on a GPU, for CNNs)")
@@ -624,9 +650,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     from harness.models import MODELS
 
     unknown = [a for a in args.arch if a not in MODELS and not a.startswith("torchvision:")]
-    if unknown or args.batch < 1 or args.rounds < 1 or (args.images is not None and args.images < args.batch):
+    too_few = args.images is not None and args.images < args.batch
+    if unknown or min(args.batch, args.rounds, args.parts) < 1 or too_few:
         what = f"unknown --arch {', '.join(unknown)} (e.g. {', '.join(ARCHS)})" if unknown else \
-            "--batch and --rounds must be positive, --images at least one batch"
+            "--batch, --rounds and --parts must be positive, --images at least one batch"
         print(f"error: {what}", file=sys.stderr)
         return 2
     device = default_device()
@@ -640,11 +667,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         channels_last = args.channels_last if args.channels_last is not None else (
             device.type == "cuda" and arch != "s0_mlp")
         for precision in precisions:
-            c = compare(arch, precision, args.batch, args.images, rounds=args.rounds, contenders=contenders,
-                        channels_last=channels_last, compile=args.compile, threads=threads)
+            c = compare(arch, precision, args.batch, args.images, rounds=args.rounds, parts=args.parts,
+                        contenders=contenders, channels_last=channels_last, compile=args.compile, threads=threads)
             rows.append(table_row(c, device))
             syncs.append(f"{arch}/{precision} {fmt(c.syncs_per_step, 1)}")
-            print(f"  {arch} {precision}{' channels_last' if channels_last else ''}: {c.images} images per epoch, "
+            print(f"  {arch} {precision}{' channels_last' if channels_last else ''}: {c.images} images per round, "
                   + ", ".join(f"{k} " + " ".join(fmt(v) for v in c.rates[k]) for k in c.rates) + " img/s; "
                   f"{len(c.quiet)} of {len(c.busy)} rounds quiet (others' CPU share "
                   + " ".join(fmt(100 * b) + "%" for b in c.busy) + ")", file=sys.stderr, flush=True)

@@ -38,17 +38,22 @@ class Stepper:
     def __init__(self, model, optimizer, accelerator, scheduler=None, grad_clip: Optional[float] = None):
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.accelerator, self.scheduler, self.grad_clip = accelerator, scheduler, grad_clip
-        plain = accelerator.scaler is None and accelerator.gradient_accumulation_steps == 1
-        if plain and accelerator.distributed_type != "XLA":
+        self.plain = accelerator.scaler is None and accelerator.gradient_accumulation_steps == 1 and \
+            accelerator.distributed_type in ("NO", "MULTI_GPU", "MULTI_CPU")
+        if self.plain:
             # Accelerate's optimizer wrapper would only forward step() and zero_grad() here, spending ~0.2 ms of
-            # Python per step on package lookups (most of a small model's step on a GPU): call the optimizer itself
+            # Python per step on package lookups (most of a small model's step on a GPU), and its backward()
+            # would only divide the loss by 1 (one more op each way): call the optimizer and backward directly
             optimizer = getattr(optimizer, "optimizer", optimizer)
         self.optimizer = optimizer
 
     def __call__(self, loss: torch.Tensor) -> torch.Tensor:
         """Backward and update; returns the gradient norm before clipping, as a device scalar."""
         self.optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
+        if self.plain:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
         if self.grad_clip:
             norm = self.accelerator.clip_grad_norm_(self.params, self.grad_clip)
         else:

@@ -73,8 +73,9 @@ def train_epoch(model, batches, optimizer, loss_fn, accelerator, scheduler=None,
     when `skip_first` (compile warm-up, excluded from throughput)."""
     model.train()
     stepper = Stepper(model, optimizer, accelerator, scheduler, grad_clip)
-    sums = torch.zeros(5, device=accelerator.device, dtype=torch.float64)
-    one = torch.ones((), device=accelerator.device)  # torch.tensor(n, device=cuda) would sync
+    # one float32 row [loss*n, correct, grad norm] per step, written in place (one op), summed in float64 at the end
+    rows = torch.zeros(len(batches), 3, device=accelerator.device)
+    images = steps = 0
     first_step_seconds = 0.0
     for step, (x, y) in enumerate(batches):
         if skip_first and step == 0:
@@ -83,12 +84,15 @@ def train_epoch(model, batches, optimizer, loss_fn, accelerator, scheduler=None,
         loss = loss_fn(logits, y)
         norm = stepper(loss)
         n = y.shape[0]
-        # one float32 row per step, summed in float64: one conversion instead of one per value
-        sums += torch.stack([loss.detach().float() * n, (logits.argmax(1) == y).sum().float(), one * n,
-                             norm.float(), one])
+        correct = (logits.argmax(1) == y).sum(dtype=torch.float32)
+        torch.stack([loss.detach().float() * n, correct, norm.float()], out=rows[step])
+        images, steps = images + n, steps + 1
         if skip_first and step == 0:
             _sync(accelerator.device)
             first_step_seconds = time.perf_counter() - t0
+    loss_n, correct, grad_sum = rows[:steps].double().sum(0)
+    fill = lambda value: loss_n.new_full((), value)  # noqa: E731 - a fill on the device: no copy, no sync
+    sums = torch.stack([loss_n, correct, fill(images), grad_sum, fill(steps)])
     return sums, smallest_layer_grad_norm(model), first_step_seconds
 
 

@@ -78,6 +78,34 @@ def test_compare_runs_rounds_side_by_side():
     assert c.ratio("trial", "bare") > 0 and c.tflops > 0
 
 
+def test_compare_alternates_trial_and_bare_on_parts_of_a_round(monkeypatch):
+    """Trial and bare take turns on parts of the round's images (t b b t ...), the seeds' pipeline runs one
+    whole epoch before them or after them in turn; a round's rate is images over seconds (harmonic mean)."""
+    calls, built = [], {}
+
+    def maker(name, rates):
+        def make(arch, precision, batch_size, n_images, **kw):
+            built[name] = n_images
+
+            def epoch():
+                calls.append(name)
+                return rates[(calls.count(name) - 1) % len(rates)]
+
+            return epoch
+
+        return make
+
+    monkeypatch.setattr(bench, "MAKERS", {"trial": maker("trial", [1.0, 3.0]), "bare": maker("bare", [2.0]),
+                                          "seeds": maker("seeds", [5.0])})
+    c = bench.compare("s0_mlp", "no", 64, 512, rounds=2, parts=4, contenders=("trial", "bare", "seeds"),
+                      threads=1, max_busy=1.0)
+    turns = ["trial", "bare", "bare", "trial"] * 2
+    assert calls == ["seeds"] + turns + turns + ["seeds"]
+    assert built == {"trial": 128, "bare": 128, "seeds": 512} and c.images == 512
+    assert c.rates == {"trial": [1.5, 1.5], "bare": [2.0, 2.0], "seeds": [5.0, 5.0]}  # 4 / (1 + 1/3 + 1 + 1/3)
+    assert c.ratio("trial", "bare") == 0.75
+
+
 def test_cli_prints_the_table(capsys):
     assert bench.main(["--arch", "s0_mlp", "s4_smallcnn", "--images", "512", "--batch", "64", "--rounds", "1",
                        "--threads", "1"]) == 0

@@ -381,6 +381,46 @@ def test_padded_crops_match_a_per_sample_crop_and_flip():
     # `standard` on a batch is PaddedCrops over that batch
     batch = images[idx]
     assert torch.equal(aug.standard(batch, torch.Generator().manual_seed(11), pad=2), out)
+    # filling a caller's buffer gives the same crops, in that buffer
+    buffer = torch.full((6, 3, 7, 5), 255, dtype=torch.uint8)
+    filled = aug.PaddedCrops(images, pad=2)(idx, torch.Generator().manual_seed(11), out=buffer)
+    assert filled.data_ptr() == buffer.data_ptr() and torch.equal(buffer, out)
+
+
+@pytest.mark.parametrize("augment", ["standard", "none"])
+def test_epoch_buffer_is_reused_and_never_shared(augment):
+    """The epoch's gathered images fill a buffer kept between passes: a pass yields exactly what a fresh
+    loader yields, the batches it yielded stay intact after the next pass, and two passes run side by side
+    (zip) each get their own buffer."""
+    images = torch.randint(0, 256, (40, 3, 6, 6), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    labels = torch.arange(40)
+
+    def loader():
+        return DeviceBatches(images, labels, 8, device="cpu", shuffle=True, augment=augment, seed=3)
+
+    def epoch(b, e):
+        b.set_epoch(e)
+        return [(x.clone(), y.clone()) for x, y in b]
+
+    reused, fresh = loader(), [epoch(loader(), e) for e in (1, 2)]
+    reused.set_epoch(1)
+    kept = [x for x, _ in reused]  # epoch 1's batches as yielded, not cloned
+    epoch(reused, 2)  # a second pass refills the buffer
+    assert all(torch.equal(x, fx) for x, (fx, _) in zip(kept, fresh[0]))
+    buffer = reused._spare.data_ptr()
+    for e, expected in zip((1, 2), fresh):
+        got = epoch(reused, e)
+        assert all(torch.equal(x, fx) and torch.equal(y, fy) for (x, y), (fx, fy) in zip(got, expected))
+        assert reused._spare.data_ptr() == buffer  # the same memory, pass after pass
+    # two passes at once, of different epochs: the second must not write into the first one's buffer
+    reused.set_epoch(1)
+    first = iter(reused)
+    next(first)
+    reused.set_epoch(2)
+    second = iter(reused)
+    assert torch.equal(next(second)[0], fresh[1][0][0])
+    rest = [x for x, _ in first]
+    assert all(torch.equal(x, fx) for x, (fx, _) in zip(rest, fresh[0][1:])) and len(rest) == len(fresh[0]) - 1
 
 
 @pytest.mark.parametrize("preset", ["heavy", "s4"])

@@ -1,5 +1,7 @@
 """Losses, optimizers, schedules and metrics: S3's worked examples and exact values."""
 
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -62,6 +64,26 @@ def test_every_optimizer_steps_and_group_lr_is_applied():
         before = model.weight.detach().clone()
         opt.step()
         assert not torch.equal(before, model.weight), name
+
+    # torch's fused kernels on the CPU too where it has them; they follow the reference (for-loop) update
+    fused = {"sgd", "sgd_nesterov", "adam", "adamw", "adagrad"}
+    for name in OPTIMIZERS:
+        cfg = OptimizerConfig(name=name, lr=0.1, momentum=0.9, weight_decay=0.01)
+        torch.manual_seed(0)
+        model, reference = nn.Linear(3, 2), nn.Linear(3, 2)
+        reference.load_state_dict(model.state_dict())
+        opt = create_optimizer(model, cfg, "cpu")
+        assert opt.defaults.get("fused") is (True if name in fused else None), name
+        accepted = inspect.signature(type(opt)).parameters
+        plain = {k: v for k, v in opt.defaults.items() if k in accepted} | {"foreach": False}
+        ref = type(opt)(reference.parameters(), **plain | ({"fused": None} if "fused" in accepted else {}))
+        for step in range(3):
+            x = torch.randn(4, 3, generator=torch.Generator().manual_seed(step))
+            for m, o in ((model, opt), (reference, ref)):
+                o.zero_grad()
+                m(x).square().sum().backward()
+                o.step()
+        assert torch.allclose(model.weight, reference.weight, rtol=1e-5, atol=1e-6), name
 
     class TwoGroups(nn.Module):
         def __init__(self):

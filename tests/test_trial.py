@@ -153,3 +153,37 @@ def test_two_process_data_parallel_matches_one_process_at_the_global_batch(tmp_p
     t1, t2 = (store.read_table(tmp_path / d / "dp", "trials").iloc[0] for d in ("one", "two"))
     assert (t1["world_size"], t2["world_size"]) == (1, 2)
     assert t2["test_acc"] == pytest.approx(t1["test_acc"])
+
+
+def test_train_epoch_sums_match_each_step_by_hand():
+    """train_epoch's device sums [loss x n, correct, images, grad norm, steps] equal the per-step values
+    computed by hand on the same model (lr 0: the weights do not move between steps)."""
+    import torch
+
+    from harness.config import LossConfig
+    from harness.data import DeviceBatches
+    from harness.losses import create_loss
+    from harness.trial import make_accelerator, train_epoch
+
+    images = torch.randint(0, 256, (20, 1, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    labels = torch.arange(20) % 3
+    batches = DeviceBatches(images, labels, 8, device="cpu", shuffle=False)  # 8 + 8 + 4
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    accelerator = make_accelerator("no")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss_fn = create_loss(LossConfig(name="cross_entropy"))
+    sums, layer_min, _ = train_epoch(model, batches, optimizer, loss_fn, accelerator)
+
+    expected = torch.zeros(5, dtype=torch.float64)
+    for x, y in batches:
+        model.zero_grad()
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        loss.backward()
+        norm = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+        expected += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y), norm.item(), 1],
+                                 dtype=torch.float64)
+    assert sums.dtype == torch.float64 and sums[2].item() == 20 and sums[4].item() == 3
+    assert torch.allclose(sums, expected, rtol=1e-6)
+    assert layer_min.item() == pytest.approx(model[1].weight.grad.norm().item(), rel=1e-6)  # the last step's

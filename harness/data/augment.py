@@ -15,6 +15,8 @@ grid_sample, colour changes are blends. No PIL, no per-sample Python loops.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -136,7 +138,7 @@ class PaddedCrops:
     no pad, gather or flip per batch, and no host sync.
 
         crops = PaddedCrops(images)          # uint8 [N, C, H, W]
-        x = crops(batch_indices, generator)  # uint8 [B, C, H, W]
+        x = crops(batch_indices, generator)  # uint8 [B, C, H, W]; out= a [B, C, H, W] uint8 buffer to fill
     """
 
     def __init__(self, images: torch.Tensor, pad: int = 4):
@@ -151,14 +153,18 @@ class PaddedCrops:
         rows_of_image = torch.arange(c, device=images.device).view(c, 1) * (H * W)
         self.within = (rows_of_image + torch.arange(h, device=images.device) * W).view(1, -1)  # [1, C*H]
 
-    def __call__(self, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def __call__(self, idx: torch.Tensor, g: torch.Generator, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         b, (c, h, w), (H, W), pad = len(idx), self.shape, self.padded_hw, self.pad
         dy = torch.randint(0, 2 * pad + 1, (b, 1), generator=g, device=idx.device)
         dx = torch.randint(0, 2 * pad + 1, (b, 1), generator=g, device=idx.device)
         flip = _coin(g, b).view(b, 1)
         dx = torch.where(flip, 2 * pad - dx, dx)  # the same crop, counted in the mirrored image
         start = (idx.view(b, 1) + flip * self.n) * (c * H * W) + dy * W + dx
-        return self.rows.index_select(0, (start + self.within).view(-1)).view(b, c, h, w)
+        rows = (start + self.within).view(-1)
+        if out is None:
+            return self.rows.index_select(0, rows).view(b, c, h, w)
+        torch.index_select(self.rows, 0, rows, out=out.view(b * c * h, w))
+        return out
 
 
 def standard(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:

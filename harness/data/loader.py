@@ -15,10 +15,10 @@ the remainder so that every rank runs the same number of steps; evaluation loade
 Augmentation draws from a generator seeded by (seed, epoch, rank) on the device.
 
 Where the work goes: `none` and `standard` (crop + flip) only move bytes, so each epoch's images
-are gathered in one op and batches are slices of that (`standard` keeps the split padded and
-mirrored for it, ~3.1x the split's uint8 memory: 0.43 GB for CIFAR-10's 45k training images);
-`heavy` and `s4` resample each batch in float (grid_sample). Normalization is one multiply-add
-on the way out, in the model's dtype and memory format.
+are gathered in one op, into a buffer kept from pass to pass, and batches are slices of it
+(`standard` keeps the split padded and mirrored for it, ~3.1x the split's uint8 memory: 0.43 GB
+for CIFAR-10's 45k training images); `heavy` and `s4` resample each batch in float (grid_sample).
+Normalization is one multiply-add on the way out, in the model's dtype and memory format.
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ class DeviceBatches(SplitBatches):
         # `standard` crops straight from the split kept padded and mirrored; the others take whole images
         self.crops = PaddedCrops(images) if augment == "standard" else None
         self.images = None if self.crops else images
+        self._spare = None  # the epoch buffer between passes (see __iter__)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx, g = self.indices(), self.generator()
@@ -153,18 +154,32 @@ class DeviceBatches(SplitBatches):
         # `none` and `standard` only move bytes: the epoch's uint8 images are gathered (and cropped) in ONE
         # op, in order, and each batch is a slice of them (on a GPU, no kernel launches per batch; on the
         # CPU, 3-5% of a small model's step). `heavy` and `s4` warp each batch in float.
-        warp, epoch_images = None, None
-        if self.crops is not None:
-            epoch_images = self.crops(idx, g)
+        warp, epoch_images, buffer = None, None, None
+        in_order = not self.shuffle and self.world_size == 1  # evaluation on one process: the split as it is
+        if self.augment in ("none", "standard") and not (in_order and self.crops is None):
+            # The gather fills a buffer kept from the last pass: a fresh one costs the CPU more than the gather
+            # itself (a split-sized malloc is a new mmap, page-faulted in). Batches never alias it (normalize
+            # copies), and a pass running beside this one finds no spare and takes its own.
+            buffer, self._spare = self._spare, None
+            shape = (len(idx), *self.crops.shape) if self.crops else (len(idx), *self.images.shape[1:])
+            if buffer is None or buffer.shape != shape:
+                buffer = torch.empty(shape, dtype=torch.uint8, device=self.device)
+            if self.crops is not None:
+                epoch_images = self.crops(idx, g, out=buffer)
+            else:
+                epoch_images = torch.index_select(self.images, 0, idx, out=buffer)
         elif self.augment == "none":
-            in_order = not self.shuffle and self.world_size == 1  # evaluation on one process: the split as it is
-            epoch_images = self.images if in_order else self.images.index_select(0, idx)
+            epoch_images = self.images
         else:
             warp = PRESETS[self.augment]
-        for i in range(len(self)):
-            batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            if warp is None:
-                x = epoch_images[batch]
-            else:
-                x = warp(self.images.index_select(0, idx[batch]).float().div_(255), g)
-            yield self.normalize(x), labels[batch]
+        try:
+            for i in range(len(self)):
+                batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                if warp is None:
+                    x = epoch_images[batch]
+                else:
+                    x = warp(self.images.index_select(0, idx[batch]).float().div_(255), g)
+                yield self.normalize(x), labels[batch]
+        finally:
+            if buffer is not None:
+                self._spare = buffer

@@ -52,12 +52,13 @@ def evaluate(model, batches, loss_fn, accelerator, threshold: float) -> dict:
     """Sample-weighted loss and the pixel-count scores (iou, dice, acc, macro_f1, fg_share), summed across processes."""
     model.eval()
     sums = torch.zeros(6, device=accelerator.device, dtype=torch.float64)
+    one = torch.ones(1, device=accelerator.device, dtype=torch.float64)  # new_tensor([n]) would copy (CUDA: sync)
     for x, masks in batches:
         with accelerator.autocast():
             logits = model(x)
-        n = sums.new_tensor([masks.shape[0]])
+        n = masks.shape[0]
         counts = metrics.pixel_counts(logits > threshold, masks)
-        sums += torch.cat([loss_fn(logits, masks).double().view(1) * n, counts, n])
+        sums += torch.cat([loss_fn(logits, masks).double().view(1) * n, counts, one * n])
     loss_n, tp, fp, fn, tn, n = accelerator.reduce(sums, "sum").tolist()
     return {"loss": loss_n / n if n else math.nan, **metrics.scores(tp, fp, fn, tn)}
 
