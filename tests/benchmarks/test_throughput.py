@@ -4,9 +4,10 @@ asserted on the medians.
 
     pytest tests/benchmarks --benchmark-only
 
-Each benchmark is one harness.bench.compare: the three contenders built once, then rounds of one epoch
-each, so that all three meet the same load; rounds in which other processes took over 10% of the
-CPUs are run again and left out of the medians. The img/s figures and ratios are in extra_info
+Each benchmark is one harness.bench.compare: the three contenders built once, then rounds in which
+trial and bare take turns on parts of the round's images (t b b t ...) and the seeds' pipeline runs
+one epoch, so that all three meet the same load; rounds in which other processes took over 10% of
+the CPUs are run again and left out of the medians. The img/s figures and ratios are in extra_info
 (`--benchmark-json FILE` keeps them), and the session ends with the table `python -m harness.bench`
 prints. On CPU every contender gets all cores; on a GPU they train in bf16, CNNs channels_last.
 """
