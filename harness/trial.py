@@ -173,20 +173,66 @@ def resume_from_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator,
     return state["history"], state["epoch"] + 1
 
 
-def start_or_resume(ckpt: Optional[Path], model, optimizer, scheduler, accelerator) -> tuple[list, dict, int]:
-    """(history, best, first epoch): a fresh start (creating `ckpt` on the main process), or where the
-    interrupted run's `ckpt/last.pt` left off. `best` holds the monitored value, its epoch and weights."""
-    best = {"value": math.nan, "epoch": None, "state": None}
-    if ckpt is not None and (ckpt / "last.pt").exists():
-        history, start_epoch = resume_from_checkpoint(ckpt, model, optimizer, scheduler, accelerator, best)
-        return history, best, start_epoch
-    if ckpt is not None and accelerator.is_main_process:
-        ckpt.mkdir(parents=True, exist_ok=True)
-    return [], best, 1
-
-
 def checkpoint_dir(results_dir: Optional[Path], trial_id: str) -> Optional[Path]:
     return None if results_dir is None else Path(results_dir) / "checkpoints" / trial_id
+
+
+class TrialProgress:
+    """Where a trial stands between epochs, for both loops (classification here, segmentation's):
+    the epoch rows so far, the best epoch and its weights, and the epoch to start from (1, or where
+    an interrupted run's checkpoint left off). `record(row)` closes an epoch: health verdict, best
+    weights, the scheduler's epoch step, checkpoint, the epochs part file.
+
+        progress = TrialProgress(cfg, trial_id, results_dir, accelerator, model, optimizer, scheduler,
+                                 step_on, num_classes, uniform_loss)
+        for epoch in range(progress.start_epoch, cfg.train.epochs + 1):
+            ...  # train, evaluate, build the row
+            verdict = progress.record(row)
+            on_epoch(row, verdict)  # the loop's own reporting (Ray Tune may stop the trial there)
+            if verdict.stop: break
+    """
+
+    def __init__(self, cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, model, optimizer,
+                 scheduler, step_on: str, num_classes: int, uniform_loss: float):
+        self.cfg, self.trial_id, self.results_dir, self.accelerator = cfg, trial_id, results_dir, accelerator
+        self.model, self.optimizer, self.scheduler, self.step_on = model, optimizer, scheduler, step_on
+        self.num_classes, self.uniform_loss = num_classes, uniform_loss
+        self.ckpt = checkpoint_dir(results_dir, trial_id) if cfg.train.checkpoint else None
+        self.best = {"value": math.nan, "epoch": None, "state": None}  # the monitored value, its epoch, weights
+        self.history, self.start_epoch = [], 1
+        if self.ckpt is not None and (self.ckpt / "last.pt").exists():
+            self.history, self.start_epoch = resume_from_checkpoint(self.ckpt, model, optimizer, scheduler,
+                                                                    accelerator, self.best)
+        elif self.ckpt is not None and accelerator.is_main_process:
+            self.ckpt.mkdir(parents=True, exist_ok=True)
+
+    def record(self, row: dict) -> "monitor.Verdict":
+        """Close the epoch whose row this is; the verdict says whether to stop."""
+        es, main = self.cfg.early_stopping, self.accelerator.is_main_process
+        row.update(monitor.generalization_gap(row))
+        self.history.append(row)
+        verdict = monitor.check_epoch(self.history, self.num_classes, self.cfg.health, es, self.uniform_loss)
+        row["flags"] = ",".join(verdict.flags)
+        best = self.best
+        if monitor.improved(row[es.monitor], best["value"], es.direction, es.min_delta if best["epoch"] else 0.0):
+            best.update(value=row[es.monitor], epoch=row["epoch"], state=_state(self.model))
+            if self.ckpt is not None and main:
+                _save(best["state"], self.ckpt / "best.pt")
+        if self.step_on == "epoch" and self.scheduler is not None:
+            self.scheduler.step()
+        elif self.step_on == "plateau" and math.isfinite(row["val_loss"]):
+            self.scheduler.step(row["val_loss"])
+        if self.ckpt is not None and main:
+            save_checkpoint(self.ckpt, self.model, self.optimizer, self.scheduler, self.accelerator, row["epoch"],
+                            self.history, best)
+        if self.results_dir is not None and main:
+            store.write_part(self.results_dir, "epochs", self.trial_id, self.history)  # visible while it runs
+        return verdict
+
+    def restore_best(self) -> None:
+        """Load the best epoch's weights into the model (no-op before any epoch)."""
+        if self.best["state"] is not None:
+            self.model.load_state_dict(self.best["state"])
 
 
 def run_trial(config: RunConfig, trial_id: str = "trial", results_dir: Optional[str | Path] = None,
@@ -279,8 +325,9 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
     es = cfg.early_stopping
 
     # resume from the last checkpoint, if this trial was interrupted
-    ckpt = checkpoint_dir(results_dir, trial_id) if tc.checkpoint else None
-    history, best, start_epoch = start_or_resume(ckpt, unwrapped, raw_optimizer, scheduler, accelerator)
+    progress = TrialProgress(cfg, trial_id, results_dir, accelerator, unwrapped, raw_optimizer, scheduler, step_on,
+                             num_classes, uniform_loss)
+    history, best, start_epoch = progress.history, progress.best, progress.start_epoch
 
     status = "completed"
     for epoch in range(start_epoch, tc.epochs + 1):
@@ -311,23 +358,7 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
             "images_per_sec": images / train_seconds if train_seconds > 0 else math.nan,
             "peak_memory_mb": peak_memory_mb(device), "val_top_class_share": val["top_class_share"],
         }
-        row.update(monitor.generalization_gap(row))
-        history.append(row)
-        verdict = monitor.check_epoch(history, num_classes, cfg.health, es, uniform_loss)
-        row["flags"] = ",".join(verdict.flags)
-
-        if monitor.improved(row[es.monitor], best["value"], es.direction, es.min_delta if best["epoch"] else 0.0):
-            best.update(value=row[es.monitor], epoch=epoch, state=_state(unwrapped))
-            if ckpt is not None and accelerator.is_main_process:
-                _save(best["state"], ckpt / "best.pt")
-        if step_on == "epoch" and scheduler is not None:
-            scheduler.step()
-        elif step_on == "plateau" and math.isfinite(row["val_loss"]):
-            scheduler.step(row["val_loss"])
-        if ckpt is not None and accelerator.is_main_process:
-            save_checkpoint(ckpt, unwrapped, raw_optimizer, scheduler, accelerator, epoch, history, best)
-        if results_dir is not None and accelerator.is_main_process:
-            store.write_part(results_dir, "epochs", trial_id, history)  # visible while the trial runs
+        verdict = progress.record(row)
         if on_epoch is not None:
             on_epoch(row, verdict)
         if verdict.stop:
@@ -335,8 +366,7 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
             break
 
     # the best weights, on the test split
-    if best["state"] is not None:
-        unwrapped.load_state_dict(best["state"])
+    progress.restore_best()
     test = evaluate(eval_model, test_batches, loss_fn, num_classes, accelerator)
     per_class = metrics.per_class(test["confusion"])
     summary = metrics.summary(test["confusion"])

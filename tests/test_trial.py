@@ -2,12 +2,10 @@
 early stopping, resume from a checkpoint, Parquet rows, the CLI, and 2-process data parallelism."""
 
 import json
-import math
 import os
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from harness import store

@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from harness import monitor, store
+from harness import monitor
 from harness.segmentation import metrics
 from harness.segmentation.snapshots import snapshot_path, write_snapshot
 from harness.step import Stepper, smallest_layer_grad_norm
@@ -85,8 +85,7 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
     from harness.segmentation.batches import MaskBatches
     from harness.segmentation.losses import create_seg_loss
     from harness.segmentation.models import create_seg_model
-    from harness.trial import (TrialOutcome, _save, _state, _sync, checkpoint_dir, peak_memory_mb, save_checkpoint,
-                               start_or_resume)
+    from harness.trial import TrialOutcome, TrialProgress, _sync, peak_memory_mb
 
     set_seed(cfg.seed)
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
@@ -124,8 +123,9 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
     uniform_loss = float(loss_fn(torch.zeros(some_masks.shape), some_masks))  # all-zero logits: p = 0.5 everywhere
 
     # resume from the last checkpoint, if this trial was interrupted
-    ckpt = checkpoint_dir(results_dir, trial_id) if tc.checkpoint else None
-    history, best, start_epoch = start_or_resume(ckpt, unwrapped, raw_optimizer, scheduler, accelerator)
+    progress = TrialProgress(cfg, trial_id, results_dir, accelerator, unwrapped, raw_optimizer, scheduler, step_on,
+                             splits.num_classes, uniform_loss)
+    history, best, start_epoch = progress.history, progress.best, progress.start_epoch
 
     status = "completed"
     for epoch in range(start_epoch, tc.epochs + 1):
@@ -156,27 +156,11 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
             "peak_memory_mb": peak_memory_mb(device), "val_fg_share": val["fg_share"],
             "val_top_class_share": max(val["fg_share"], 1 - val["fg_share"]),
         }
-        row.update(monitor.generalization_gap(row))
-        history.append(row)
-        verdict = monitor.check_epoch(history, splits.num_classes, cfg.health, es, uniform_loss)
-        row["flags"] = ",".join(verdict.flags)
-
-        if monitor.improved(row[es.monitor], best["value"], es.direction, es.min_delta if best["epoch"] else 0.0):
-            best.update(value=row[es.monitor], epoch=epoch, state=_state(unwrapped))
-            if ckpt is not None and accelerator.is_main_process:
-                _save(best["state"], ckpt / "best.pt")
-        if step_on == "epoch" and scheduler is not None:
-            scheduler.step()
-        elif step_on == "plateau" and math.isfinite(row["val_loss"]):
-            scheduler.step(row["val_loss"])
+        verdict = progress.record(row)
         snap = sc.snapshot_every and (epoch % sc.snapshot_every == 0 or verdict.stop or epoch == tc.epochs)
         if snap and results_dir is not None and accelerator.is_main_process:
             snapshot(unwrapped, snap_images, snap_masks, val_batches, threshold,
                      snapshot_path(results_dir, trial_id, epoch), epoch)
-        if ckpt is not None and accelerator.is_main_process:
-            save_checkpoint(ckpt, unwrapped, raw_optimizer, scheduler, accelerator, epoch, history, best)
-        if results_dir is not None and accelerator.is_main_process:
-            store.write_part(results_dir, "epochs", trial_id, history)  # visible while the trial runs
         if on_epoch is not None:
             on_epoch(row, verdict)
         if verdict.stop:
@@ -184,8 +168,7 @@ def train_segmentation(cfg, trial_id: str, results_dir: Optional[Path], accelera
             break
 
     # the best weights, on the test split
-    if best["state"] is not None:
-        unwrapped.load_state_dict(best["state"])
+    progress.restore_best()
     test = evaluate(eval_model, test_batches, loss_fn, accelerator, threshold)
     flags = [f for r in history for f in (r.get("flags") or "").split(",") if f]
     throughput = [r["images_per_sec"] for r in history if math.isfinite(r["images_per_sec"])]
