@@ -469,17 +469,13 @@ def compare(arch: str, precision: str = "no", batch_size: int = 128, n_images: O
                 epochs[name]()
                 out.peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
         for r in range(max_rounds or 3 * rounds):
+            # t b b t t b ...; who leads after the seeds' epoch (its workers' exit) alternates every other round
+            turns = [name for turn in range(parts) for name in (split if (turn + r // 2) % 2 == 0 else split[::-1])]
+            order = whole + turns if r % 2 == 0 else turns + whole
+            rates = {name: [] for name in contenders}
             with CpuWatch() as watch:
-                rates = {name: [] for name in contenders}
-                for stage in ("whole", "split") if r % 2 == 0 else ("split", "whole"):
-                    if stage == "whole":
-                        for name in whole:
-                            rates[name].append(epochs[name]())
-                        continue
-                    first = r // 2  # who leads after the seeds' epoch (its workers' exit) alternates
-                    for turn in range(parts if split else 0):
-                        for name in split if (turn + first) % 2 == 0 else split[::-1]:
-                            rates[name].append(epochs[name]())
+                for name in order:
+                    rates[name].append(epochs[name]())
             for name, measured in rates.items():  # images over seconds: the harmonic mean of equal-sized parts
                 out.rates[name].append(statistics.harmonic_mean(measured))
             out.busy.append(watch.others)

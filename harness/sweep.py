@@ -336,8 +336,9 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         param_space={"trial_id": tune.grid_search([t.trial_id for t in trials])},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or cfg.resources.max_concurrent,
                                     # a worker serves trial after trial: its imports (torch, torch._dynamo) are paid
-                                    # once per worker, not per trial (2.6 s -> 0.07 s a trial on 2 CPUs); every
-                                    # trial seeds itself and builds a fresh Accelerator
+                                    # once per worker, not per trial (2.65 s -> 0.15-0.25 s a trial on 2 CPUs,
+                                    # `python -m harness.bench --ray`); every trial seeds itself and builds a
+                                    # fresh Accelerator
                                     scheduler=scheduler, reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",

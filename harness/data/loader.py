@@ -156,20 +156,20 @@ class DeviceBatches(SplitBatches):
         # CPU, 3-5% of a small model's step). `heavy` and `s4` warp each batch in float.
         warp, epoch_images, buffer = None, None, None
         in_order = not self.shuffle and self.world_size == 1  # evaluation on one process: the split as it is
-        if self.augment in ("none", "standard") and not (in_order and self.crops is None):
+        if self.augment == "none" and in_order:
+            epoch_images = self.images
+        elif self.augment in ("none", "standard"):
             # The gather fills a buffer kept from the last pass: a fresh one costs the CPU more than the gather
             # itself (a split-sized malloc is a new mmap, page-faulted in). Batches never alias it (normalize
             # copies), and a pass running beside this one finds no spare and takes its own.
             buffer, self._spare = self._spare, None
-            shape = (len(idx), *self.crops.shape) if self.crops else (len(idx), *self.images.shape[1:])
+            shape = (len(idx), *(self.crops.shape if self.crops is not None else self.images.shape[1:]))
             if buffer is None or buffer.shape != shape:
                 buffer = torch.empty(shape, dtype=torch.uint8, device=self.device)
             if self.crops is not None:
                 epoch_images = self.crops(idx, g, out=buffer)
             else:
                 epoch_images = torch.index_select(self.images, 0, idx, out=buffer)
-        elif self.augment == "none":
-            epoch_images = self.images
         else:
             warp = PRESETS[self.augment]
         try:
