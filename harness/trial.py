@@ -430,10 +430,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"error: no trial '{args.trial_id}' in {args.sweep}; e.g. {sweep.trials[0].trial_id}", file=sys.stderr)
             return 2
         trial = match[0]
-    results_dir = Path(args.results_dir) / sweep.name
     accelerator = make_accelerator(trial.config.train.precision)
+    try:
+        return _run_and_print(trial, len(sweep.trials), Path(args.results_dir) / sweep.name, accelerator)
+    finally:
+        accelerator.end_training()  # under torchrun: destroys the process group
+
+
+def _run_and_print(trial: Trial, grid_size: int, results_dir: Path, accelerator) -> int:
     say = accelerator.print
-    say(f"trial {trial.trial_id} ({len(sweep.trials)} in the grid) on {_device_name(accelerator.device)}"
+    say(f"trial {trial.trial_id} ({grid_size} in the grid) on {_device_name(accelerator.device)}"
         f" x{accelerator.num_processes}, precision {trial.config.train.precision}")
     outcome = run_trial(trial.config, trial.trial_id, results_dir, trial.params,
                         on_epoch=lambda row, _: say(format_epoch(row, trial.config.train.epochs)),
@@ -450,4 +456,16 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # A torchrun worker leaves without tearing the interpreter down. A DistributedDataParallel model
+        # keeps its gloo group alive past destroy_process_group (torch 2.15: the group's threads still run
+        # after main() returns). One that is still dropping the last collective's tensors when Python
+        # finalizes needs the GIL, is stopped by the finalizing interpreter, and aborts the process after
+        # all its work is done (SIGABRT, "terminate called without an active exception"; 1-4% of 2-process
+        # CPU runs here; pytorch/pytorch#190489). Every result is written and closed by now; only stdio
+        # is buffered.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

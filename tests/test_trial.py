@@ -130,6 +130,23 @@ def test_trial_cli_prints_epoch_lines_and_writes_parquet(tmp_path, write_sweep):
     assert list(trials["trial_id"]) == ["activation=tanh-seed=0"]  # the override pins the grid point
 
 
+@pytest.mark.parametrize("data_dir_exists", [True, False])
+def test_trial_cli_ends_training_on_success_and_on_failure(tmp_path, write_sweep, monkeypatch, data_dir_exists):
+    """main() ends the run with Accelerator.end_training (under torchrun: destroy_process_group),
+    whether the trial completes or fails."""
+    from accelerate import Accelerator
+
+    from harness import trial as trial_cli
+    ended = []
+    monkeypatch.setattr(Accelerator, "end_training", lambda self: ended.append(self))
+    path = write_sweep(TRIAL_SWEEP.replace("epochs: 2", "epochs: 1"))
+    extra = [] if data_dir_exists else ["--set", "dataset.name=mnist", "--set", f"dataset.data_dir={tmp_path / 'none'}",
+                                        "--set", "dataset.download=false"]
+    code = trial_cli.main([str(path), "--results-dir", str(tmp_path / "res"), *extra])
+    assert code == (0 if data_dir_exists else 1)
+    assert len(ended) == 1
+
+
 def test_two_process_data_parallel_matches_one_process_at_the_global_batch(tmp_path, write_sweep):
     """2 processes x batch 32 (gloo on CPU) == 1 process x batch 64: the same global-batch steps."""
     path = write_sweep(TRIAL_SWEEP)
