@@ -109,10 +109,15 @@ class SplitBatches:
             order = torch.arange(self.n, device=self.device)
         return order[self.rank :: self.world_size]
 
+    def batch_slices(self) -> Iterator[slice]:
+        """Each batch's positions in `indices()` (the last one short unless drop_last)."""
+        for i in range(len(self)):
+            yield slice(i * self.batch_size, (i + 1) * self.batch_size)
+
     def batch_indices(self) -> Iterator[torch.Tensor]:
         idx = self.indices()
-        for i in range(len(self)):
-            yield idx[i * self.batch_size : (i + 1) * self.batch_size]
+        for batch in self.batch_slices():
+            yield idx[batch]
 
     def generator(self) -> torch.Generator:
         """The augmentation draws' generator for this epoch and rank."""
@@ -173,8 +178,7 @@ class DeviceBatches(SplitBatches):
         else:
             warp = PRESETS[self.augment]
         try:
-            for i in range(len(self)):
-                batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            for batch in self.batch_slices():
                 if warp is None:
                     x = epoch_images[batch]
                 else:
