@@ -6,26 +6,44 @@ union of their products, in order: variants that differ in several keys). `load_
 the base config and every grid point once, at load; what comes out is a `Sweep` whose `trials` are
 fully validated `RunConfig`s, each with a stable, readable `trial_id`. Everything here is pure (no
 training, no I/O but reading the file), so it is tested without torch doing any work.
+
+Every problem is a `ConfigError` whose one-line message names the file (or `--set`), the key and
+what is allowed; the CLIs print it as `error: ...` and exit 2. Whether each model can run on its
+dataset's inputs is checked afterwards, before any trial starts, by harness.preflight.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import itertools
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator,
+)
 
 from harness.registry import Registry, UnknownName, did_you_mean
 
 
 class ConfigError(ValueError):
-    """A bad sweep file or override: the message names the file, the key and what is allowed."""
+    """A bad sweep file or override: the message names the file, the key and what is allowed (one line)."""
+
+    def __init__(self, message: str):
+        super().__init__(re.sub(r"\s*\n\s*", " ", str(message)).strip())
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse for the harness CLIs: a bad command line is one `error: ...` line and exit 2 (no usage block)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        message = message.removeprefix("argument ")  # "argument --shard: ..." -> "--shard: ..."
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
 def _check_name(registry: Registry, name: str) -> str:
@@ -34,8 +52,29 @@ def _check_name(registry: Registry, name: str) -> str:
     return name
 
 
+def _numeric(annotation: Any) -> Optional[str]:
+    """'an integer' / 'a number' for an int or float field (or Optional of one), else None."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Union:
+        kinds = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else None
+    return {int: "an integer", float: "a number"}.get(annotation)
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # NaN and infinity are never a setting (`lr: .inf` would pass gt=0)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """`epochs: true` is a mistake, not 1 (pydantic's lax mode would take it)."""
+        if isinstance(v, bool):
+            kind = _numeric(cls.model_fields[info.field_name].annotation)
+            if kind:
+                raise ValueError(f"expected {kind}, got {str(v).lower()}")
+        return v
 
 
 # --------------------------------------------------------------------------------------------------
@@ -47,7 +86,7 @@ class DatasetConfig(Section):
     data_dir: str = "data"
     download: bool = True
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    split_seed: int = 43
+    split_seed: int = Field(43, ge=0)
     augment: str = "none"
     normalize: str = "none"
     # synthetic only: a learnable class-conditional image set of any shape
@@ -122,11 +161,13 @@ class ModelConfig(BaseModel):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        from harness.models import MODELS, TORCHVISION_PREFIX
+        from harness.models import MODELS, TORCHVISION_PREFIX, check_arch
         from harness.segmentation.models import SEG_MODELS
 
-        if v.startswith(TORCHVISION_PREFIX) or v in SEG_MODELS:
+        if v in SEG_MODELS:
             return v
+        if v.startswith(TORCHVISION_PREFIX):
+            return check_arch(v)  # UnknownName (a ValueError) with a did-you-mean over torchvision's classifiers
         return _check_name(MODELS, v)
 
     @field_validator("activation")
@@ -145,17 +186,21 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _options_fit_arch(self) -> "ModelConfig":
-        from harness.models import model_options
+        """Each option is a keyword of the arch's factory, of the type its annotation (or default) says."""
+        from harness.models import OptionError, model_factory, model_options, validate_options
         from harness.segmentation.models import SEG_MODELS, seg_model_options
 
-        allowed = seg_model_options(self.arch) if self.arch in SEG_MODELS else model_options(self.arch)
+        seg = self.arch in SEG_MODELS
+        allowed = seg_model_options(self.arch) if seg else model_options(self.arch)
         for key in self.options:
             if key not in allowed:
                 names = sorted(set(allowed) | {"arch", "init"})
-                raise ValueError(
-                    f"model '{self.arch}' has no option '{key}'{did_you_mean(key, names)}; "
-                    f"allowed: {', '.join(names)}"
-                )
+                raise OptionError(key, f"model '{self.arch}' has no option '{key}'{did_you_mean(key, names)}; "
+                                       f"allowed: {', '.join(names)}")
+        validate_options(self.arch, SEG_MODELS.get(self.arch) if seg else model_factory(self.arch), self.options)
+        if self.options.get("pretrained") and self.init != "default":
+            raise OptionError("init", f"init '{self.init}' would overwrite the pretrained weights; "
+                                      f"allowed: default (or pretrained: false)")
         return self
 
     @property
@@ -180,15 +225,18 @@ class LossConfig(Section):
         return v if v in SEG_LOSSES else _check_name(LOSSES, v)  # the run's task checks which kind
 
 
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
 class OptimizerConfig(Section):
     name: str = "adam"
     lr: float = Field(1e-3, gt=0.0)
     momentum: float = Field(0.0, ge=0.0)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0.0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0.0)
-    group_lr: dict[str, float] = {}  # parameter group name -> lr (model.param_groups())
+    group_lr: dict[str, Annotated[float, Field(gt=0.0)]] = {}  # parameter group name -> lr (model.param_groups())
 
     @field_validator("name")
     @classmethod
@@ -249,8 +297,13 @@ class EarlyStoppingConfig(Section):
 class HealthConfig(Section):
     enabled: bool = True
     stall_epochs: int = Field(3, ge=1)  # judge "stuck at chance" after this many epochs
-    stall_margin: float = Field(0.05, ge=0.0)  # within this of chance accuracy (1/classes) is "at chance"
+    stall_margin: float = Field(0.05, ge=0.0)  # within this of chance (a constant prediction's val acc) is "at chance"
     stop_on_stall: bool = True
+    # collapsed (a flag; never stops): val acc within collapse_margin of chance while this fraction of the
+    # classes is never predicted, or the top predicted class's share is >= collapse_top_share x the largest class's
+    collapse_unpredicted: float = Field(0.5, gt=0.0, le=1.0)
+    collapse_top_share: float = Field(2.5, gt=1.0)
+    collapse_margin: float = Field(0.1, ge=0.0)
     divergence_factor: float = Field(100.0, gt=1.0)  # train loss above this x a uniform prediction's: diverged
     vanishing_grad: float = Field(1e-7, ge=0.0)  # a layer's grad norm below this: vanishing
     exploding_grad: float = Field(1e3, gt=0.0)  # total grad norm above this: exploding
@@ -270,6 +323,7 @@ class ResourcesConfig(Section):
     cpus_per_trial: float = Field(1.0, gt=0.0)
     workers_per_trial: int = Field(1, ge=1)  # > 1: data-parallel over this many workers
     max_concurrent: Optional[int] = Field(None, ge=1)
+    max_retries: int = Field(0, ge=0)  # run a failed trial again (from its checkpoint) at most this many times
 
 
 class TuneConfig(Section):
@@ -332,7 +386,8 @@ class RunConfig(Section):
                   ("model.arch", self.model.arch, self.model.arch in SEG_MODELS, SEG_MODELS.names()),
                   ("loss.name", self.loss.name, self.loss.name in SEG_LOSSES, SEG_LOSSES.names()),
                   ("early_stopping.monitor", self.early_stopping.monitor,
-                   self.early_stopping.monitor in ("val_iou", "val_dice"), None)]  # val_loss/val_acc: both tasks
+                   self.early_stopping.monitor in ("val_iou", "val_dice"), None),  # val_loss/val_acc: both tasks
+                  ("tune.metric", self.tune.metric, self.tune.metric in ("val_iou", "val_dice"), None)]
         for key, value, is_seg, seg_names in checks:
             if seg and not is_seg and seg_names:
                 raise ValueError(f"{key}: '{value}' is not for task segmentation; allowed: {', '.join(seg_names)}")
@@ -381,6 +436,8 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 
 def _known_key(key: str) -> Optional[str]:
     """None if `key` names a field (or a model option), else an error message with a did-you-mean."""
+    if not isinstance(key, str) or not key:
+        return f"{key!r} is not a key: keys are dotted names such as optimizer.lr"
     parts = key.split(".")
     model: type[BaseModel] = RunConfig
     for i, part in enumerate(parts):
@@ -397,7 +454,7 @@ def _known_key(key: str) -> Optional[str]:
         elif i < len(parts) - 1:
             return f"'{'.'.join(parts[: i + 1])}' is a value, not a section"
     if isinstance(fields[parts[-1]].annotation, type) and issubclass(fields[parts[-1]].annotation, BaseModel):
-        return f"'{key}' is a section; grid over one of its keys ({key}.<key>)"
+        return f"'{key}' is a section, not a key: name one of its keys ({key}.<key>)"
     return None
 
 
@@ -480,15 +537,31 @@ def _error(where: str, key: str, message: str) -> ConfigError:
     return ConfigError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
+def _section_at(key: str) -> Optional[type[BaseModel]]:
+    """The section class a dotted key names (`train` -> TrainConfig), or None."""
+    model: Any = RunConfig
+    for part in key.split("."):
+        field_info = getattr(model, "model_fields", {}).get(part)
+        model = field_info.annotation if field_info else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+    return model
+
+
 def _validation_message(err: ValidationError) -> tuple[str, str]:
+    from harness.models import OptionError
+
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
+    loc = first["loc"]
+    n = next((i for i, p in enumerate(loc) if isinstance(p, int)), len(loc))  # the key ends at a list index
+    key = ".".join(str(p) for p in loc[:n])
+    at = f" at {loc[n - 1]}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[n:]) if n < len(loc) else ""
     msg = first["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    option = re.search(r"has no option '([^']+)'", msg)
-    if option:
-        key = f"{key}.{option.group(1)}"
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, OptionError):  # a model option: name it (model.widths), not just the section
+        key = f"{key}.{cause.option}"
     if first["type"] == "extra_forbidden":
         msg = _known_key(key) or f"unknown key '{key}'"
     elif first["type"] == "literal_error":
@@ -496,9 +569,14 @@ def _validation_message(err: ValidationError) -> tuple[str, str]:
         expected = re.findall(r"'([^']*)'", first.get("ctx", {}).get("expected", ""))
         msg = f"'{got}' is not allowed{did_you_mean(str(got), expected)}; allowed: {', '.join(expected)}"
     elif first["type"] == "missing":
-        msg = "is required"
+        msg = f"a value is missing{at}" if at else "is required"
+    elif first["type"] == "model_type":  # `train: 5`: a section given as something other than a mapping
+        section = _section_at(key)
+        allowed = f"; allowed keys: {', '.join(section.model_fields)}" if section else ""
+        msg = f"must be a mapping of keys, e.g. {{key: value}}{at} (got {first.get('input')!r}){allowed}"
     else:
         got = first.get("input")
+        msg += at
         if not isinstance(got, dict) and first["type"] not in ("value_error", "assertion_error"):
             msg = f"{msg} (got {got!r})"
     if len(err.errors()) > 1:
@@ -506,44 +584,115 @@ def _validation_message(err: ValidationError) -> tuple[str, str]:
     return key, msg
 
 
-def validate_run(raw: dict[str, Any], where: str = "<config>") -> RunConfig:
+def _set_by(key: str, set_keys) -> bool:
+    """Whether the value at `key` came from one of the `--set` keys."""
+    return any(key == k or key.startswith(k + ".") for k in set_keys)
+
+
+def validate_run(raw: dict[str, Any], where: str = "<config>", set_keys=()) -> RunConfig:
+    """Validate one run's config; a ConfigError names `where` (or `--set` when an override set the key)."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
         key, msg = _validation_message(err)
-        raise _error(where, key, msg) from None
+        raise _error("--set" if _set_by(key, set_keys) else where, key, msg) from None
     except UnknownName as err:
         raise _error(where, "", str(err)) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, again: int):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.first, self.again = key, first, again
+
+
+class _SweepLoader(yaml.SafeLoader):
+    """yaml.safe_load, but a key given twice in one mapping is an error (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what, then where."""
+    problem = getattr(err, "problem", None)
+    mark = getattr(err, "problem_mark", None)
+    if not problem:
+        return " ".join(str(err).split())
+    context = getattr(err, "context", None)
+    text = f"{context}: {problem}" if context else problem
+    if mark is not None:
+        text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    if "'\\t'" in problem:
+        text += "; indent with spaces, not tabs"
+    return text
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
+    """The sweep file's top-level mapping; ConfigError for a missing, unreadable, non-UTF-8 or non-YAML file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        if not path.exists():
+            raise ConfigError(f"{path}: no such file")
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory; allowed: a sweep file (YAML), e.g. sweeps/quickstart.yaml")
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); "
+                          f"allowed: a YAML file encoded as UTF-8") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: a binary file (it holds NUL bytes); allowed: a YAML file encoded as UTF-8")
+    try:
+        tree = yaml.load(text, Loader=_SweepLoader)  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}: {err.key}: given twice in one mapping (lines {err.first} and {err.again}); "
+                          f"a key may appear once") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}".replace("\n", " ")) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a sweep file is a mapping of keys (name, dataset, model, ...), got {type(data).__name__}")
-    return data
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
+    if tree is None:
+        raise ConfigError(f"{path}: is empty; allowed: a mapping of keys (name, dataset, model, ...), "
+                          f"e.g. sweeps/quickstart.yaml")
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a sweep file is a mapping of keys (name, dataset, model, ...), "
+                          f"got a {type(tree).__name__}")
+    return tree
 
 
 def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[str] = ()) -> Sweep:
     """Apply overrides, expand the grid x seeds and validate every trial."""
     raw = copy.deepcopy(raw)
-    grid = raw.pop("grid", None) or {}
+    grid = raw.pop("grid", None)
+    grid = {} if grid is None else grid
     seeds = raw.pop("seeds", None)
     listed = isinstance(grid, list)  # a list of grids: the union of their cartesian products
     grids = grid if listed else [grid]
-    if not all(isinstance(g, dict) for g in grids):
+    if not grids or not all(isinstance(g, dict) for g in grids):
         raise _error(where, "grid", "must map dotted keys to lists of values, e.g. model.activation: [relu, gelu], "
-                                    "or be a list of such mappings")
+                                    f"or be a non-empty list of such mappings, got {grid!r}")
     if "seed" in raw:
         raise _error(where, "seed", "use seeds: [0, 1, 2] (a list) in a sweep file")
+    set_keys: list[str] = []  # keys whose value came from --set: their errors name --set, not the file
+    seeds_where = where
     for text in overrides:
         key, value = parse_override(text)
+        set_keys.append(key)
         if key == "seeds" or key == "seed":
             seeds = value if isinstance(value, list) else [value]
+            seeds_where = "--set"
         elif key.startswith("grid."):
             for g in grids:
                 g[key[len("grid."):]] = value if isinstance(value, list) else [value]
@@ -555,16 +704,23 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
                 problem = _known_key(key)
                 if problem:
                     raise _error("--set", key, problem)
-                set_dotted(raw, key, value)
+                try:
+                    set_dotted(raw, key, value)
+                except ConfigError as err:
+                    raise _error(where, "", str(err)) from None
     if seeds is None:
         seeds = [0]
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise _error(where, "seeds", f"must be a non-empty list of integers, got {seeds!r}")
+        raise _error(seeds_where, "seeds", f"must be a non-empty list of integers, got {seeds!r}")
+    if not all(0 <= s < 2**32 for s in seeds):
+        raise _error(seeds_where, "seeds", f"{seeds!r} has a seed out of range; allowed: integers 0..{2**32 - 1}")
     if len(set(seeds)) != len(seeds):
-        raise _error(where, "seeds", f"has duplicates: {seeds}")
+        raise _error(seeds_where, "seeds", f"has duplicates: {seeds}")
     for i, g in enumerate(grids):
         label = f"grid[{i}]" if listed else "grid"
         for key, values in g.items():
+            if not isinstance(key, str):
+                raise _error(where, label, f"{key!r} is not a key: keys are dotted names such as optimizer.lr")
             problem = _known_key(key) if key not in ("seed", "seeds") else "put seeds in seeds: [...], not in the grid"
             if problem:
                 raise _error(where, f"{label}.{key}", problem)
@@ -573,7 +729,7 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
             if len({format_value(v) for v in values}) != len(values):
                 raise _error(where, f"{label}.{key}", f"has duplicate values: {values}")
 
-    base = validate_run({**raw, "seed": seeds[0]}, where)
+    base = validate_run({**raw, "seed": seeds[0]}, where, set_keys)
     sweep = Sweep(name=base.name, path=None, base=raw, grids=grids, seeds=seeds)
     origin: dict[str, int] = {}  # trial id -> the grid it came from
     for i, g in enumerate(grids):
@@ -591,7 +747,7 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
                                                 f"make each grid's keys or values tell its trials apart")
                 origin[tid] = i
                 try:
-                    config = validate_run(tree, where)
+                    config = validate_run(tree, where, set_keys)
                 except ConfigError as err:
                     raise ConfigError(f"{err} (in grid point {tid})") from None
                 sweep.trials.append(Trial(trial_id=tid, params={**point, "seed": seed}, config=config))

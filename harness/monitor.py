@@ -3,6 +3,13 @@
 Every function takes the epoch history (a list of per-epoch dicts with `epoch` counted from 1,
 `train_loss`, `val_loss`, `val_acc`, ...) and returns a verdict, so each rule is tested with exact
 values and no training. The trial loop calls `check_epoch` once per epoch.
+
+The health rules read these optional fields of a row when they are there (the classification loop
+records them from the validation confusion matrix; the segmentation loop does not, and its rows are
+judged without them): `val_largest_class_share` (the share of validation samples in the largest
+class: what a constant prediction scores), `val_top_class_share` (the share of predictions on the
+most predicted class) and `val_classes_never_predicted` (classes with validation samples that the
+model never predicts).
 """
 
 from __future__ import annotations
@@ -77,13 +84,54 @@ def is_diverged(row: dict, uniform_loss: Optional[float] = None, factor: float =
     return uniform_loss is not None and row["train_loss"] > factor * uniform_loss
 
 
-def at_chance(val_acc: float, num_classes: int, margin: float) -> bool:
-    return val_acc <= 1.0 / num_classes + margin
+def _field(row: dict, key: str) -> Optional[float]:
+    """A row's optional numeric field; None when absent or not finite (NaN: nothing was evaluated)."""
+    try:
+        value = float(row.get(key))
+    except (TypeError, ValueError):  # absent (None), or a null read back from Parquet (pandas.NA)
+        return None
+    return value if math.isfinite(value) else None
+
+
+def chance_accuracy(row: dict, num_classes: int) -> float:
+    """What a constant prediction scores on validation: the largest class's share of the validation
+    samples (`val_largest_class_share`), 1/classes where the row does not record it. On a balanced
+    set the two agree; on a small or unbalanced one the constant prediction scores more than 1/classes,
+    and a model collapsed onto the largest class scores exactly that."""
+    share = _field(row, "val_largest_class_share")
+    return share if share is not None else 1.0 / num_classes
+
+
+def at_chance(row: dict, num_classes: int, margin: float) -> bool:
+    """Validation accuracy within `margin` of chance (`chance_accuracy`)."""
+    return row["val_acc"] <= chance_accuracy(row, num_classes) + margin
+
+
+def is_collapsed(row: dict, num_classes: int, unpredicted: float, top_share: float, margin: float) -> bool:
+    """Validation predictions collapsed onto a few classes while accuracy stays near chance (S2: six of
+    ten classes never predicted, 31% of the predictions on one class, accuracy 10-14%).
+
+    Collapsed: validation accuracy within `margin` of chance (`chance_accuracy`), and either at least a
+    fraction `unpredicted` of the classes never predicted (`val_classes_never_predicted`) or the most
+    predicted class taking at least `top_share` times the largest class's share of the samples
+    (`val_top_class_share` over `val_largest_class_share`: a perfect model's top share is the latter).
+    The accuracy condition keeps a run that is learning but still skewed (digits after one epoch: 56%
+    accuracy, 42% of the predictions on one class) from being called collapsed. A rule whose fields
+    the row lacks is not judged: segmentation rows are never collapsed.
+    """
+    acc = _field(row, "val_acc")
+    if acc is None or acc > chance_accuracy(row, num_classes) + margin:
+        return False
+    never = _field(row, "val_classes_never_predicted")
+    if never is not None and never >= unpredicted * num_classes:
+        return True
+    top, largest = _field(row, "val_top_class_share"), _field(row, "val_largest_class_share")
+    return top is not None and largest is not None and largest > 0 and top >= top_share * largest
 
 
 def is_stalled(history: Sequence[dict], num_classes: int, after_epochs: int, margin: float) -> bool:
-    """Validation accuracy still within `margin` of chance (1/classes) after `after_epochs` epochs."""
-    return len(history) >= after_epochs and at_chance(history[-1]["val_acc"], num_classes, margin)
+    """Validation accuracy still within `margin` of chance (`chance_accuracy`) after `after_epochs` epochs."""
+    return len(history) >= after_epochs and at_chance(history[-1], num_classes, margin)
 
 
 @dataclass
@@ -100,8 +148,10 @@ def check_epoch(history: Sequence[dict], num_classes: int, health, early_stoppin
     """Health flags and the stop decision after the last epoch of `history`.
 
     `health` is a HealthConfig, `early_stopping` an EarlyStoppingConfig, `uniform_loss` the loss of
-    a uniform prediction (for the divergence rule). Order of precedence: diverged (stop at once) >
-    stalled (stop when health.stop_on_stall) > early stop.
+    a uniform prediction (for the divergence rule). Flags, in this order: at_chance, collapsed,
+    vanishing_grad, exploding_grad, stalled; at_chance, collapsed and the gradient flags never stop a
+    run. Order of precedence: diverged (stop at once) > stalled (stop when health.stop_on_stall) >
+    early stop.
     """
     row = history[-1]
     epoch = row["epoch"]
@@ -109,8 +159,11 @@ def check_epoch(history: Sequence[dict], num_classes: int, health, early_stoppin
     if health.enabled:
         if is_diverged(row, uniform_loss, health.divergence_factor):
             return Verdict(stop=True, status="diverged", flags=[f"diverged@{epoch}"])
-        if at_chance(row["val_acc"], num_classes, health.stall_margin):
+        if at_chance(row, num_classes, health.stall_margin):
             verdict.flags.append(f"at_chance@{epoch}")
+        if is_collapsed(row, num_classes, health.collapse_unpredicted, health.collapse_top_share,
+                        health.collapse_margin):
+            verdict.flags.append(f"collapsed@{epoch}")
         grad_min = row.get("grad_norm_min_layer")
         if grad_min is not None and math.isfinite(grad_min) and grad_min < health.vanishing_grad:
             verdict.flags.append(f"vanishing_grad@{epoch}")

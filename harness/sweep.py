@@ -24,8 +24,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
+
 from harness import store
-from harness.config import ConfigError, Sweep, Trial, load_sweep
+from harness.config import ArgParser, ConfigError, Sweep, Trial, load_sweep
+from harness.resume import plan_resume
 
 # --------------------------------------------------------------------------------------------------
 # Choosing the trials (pure)
@@ -100,22 +103,8 @@ def dry_run_rows(trials: list[Trial]) -> list[dict]:
     return rows
 
 
-# Input shape and class count of each dataset, known without loading it (for --dry-run).
-DATASET_SPECS = {
-    "digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
-    "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10), "emnist_letters": ((1, 28, 28), 26),
-}
-
-
-def input_spec(dataset) -> tuple[tuple[int, int, int], int]:
-    if dataset.name in DATASET_SPECS:
-        return DATASET_SPECS[dataset.name]
-    if dataset.name == "synthetic":
-        return tuple(dataset.shape), dataset.num_classes
-    from harness.data import load_dataset
-
-    splits = load_dataset(dataset)
-    return tuple(splits.input_shape), splits.num_classes
+# Input shape and class count of each dataset, known without loading it: harness/preflight.py
+from harness.preflight import DATASET_SPECS, check_trials, input_spec  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,6 +127,7 @@ class Progress:
         self._stream = stream  # None: sys.stdout at the time of writing (Tune pickles this object)
         self.started = time.time()
         self.running: set[str] = set()
+        self.peak_running = 0  # most trials running at once
         self.done: dict[str, str] = {}  # trial_id -> status
         self.best: tuple[float, str] = (-math.inf, "")
         self.live = self.stream.isatty()
@@ -152,6 +142,7 @@ class Progress:
 
     def start(self, trial_id: str) -> None:
         self.running.add(trial_id)
+        self.peak_running = max(self.peak_running, len(self.running))
         self.draw()
 
     def epoch(self, trial_id: str, row: dict) -> None:
@@ -202,57 +193,83 @@ def sweep_metric(cfg) -> str:
     return cfg.tune.metric or ("val_iou" if cfg.task == "segmentation" else "val_acc")
 
 
-def _trial_row_for_tune(row: dict) -> dict:
+def tune_metrics(row: dict) -> dict:
+    """What one epoch tells Tune: the epoch (the schedulers' time) and every metric a scheduler or the
+    progress line may rank by. Each report carries them all, so a scheduler never sees a result without
+    its metric (Tune rejects such a result and ends the sweep)."""
     keep = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_iou", "val_dice", "lr", "images_per_sec")
     return {k: row[k] for k in keep if k in row}
 
 
-def _tune_trainable(trials: dict, results_dir: str, workers: int, use_gpu: bool):
-    """The function Tune runs per trial: look the trial up by id and run it (data-parallel if asked)."""
+def run_with_retries(trial: Trial, results_dir: str, max_retries: int, on_epoch=None, accelerator=None):
+    """Run a trial; when it fails, run it again (at most `max_retries` times more), continuing from its
+    last epoch checkpoint: a failed trial keeps its checkpoint. Returns the last outcome."""
+    from harness.trial import run_trial
+
+    for attempt in range(max_retries + 1):
+        outcome = run_trial(trial.config, trial.trial_id, results_dir, trial.params, on_epoch=on_epoch,
+                            accelerator=accelerator, attempt=attempt + 1)
+        if outcome.status != "failed":
+            break
+    return outcome
+
+
+def _tune_trainable(trials: dict, results_dir: str, workers: int, use_gpu: bool, backend: str):
+    """The function Tune runs per trial: look the trial up by id and run it (data-parallel if asked).
+    Every epoch is reported to Tune as it ends; the trial's status is read from its Parquet row."""
 
     def trainable(tune_config: dict) -> None:
         from ray import tune
 
-        from harness.trial import run_trial
-
         trial = trials[tune_config["trial_id"]]
         if workers <= 1:
-            outcome = run_trial(trial.config, trial.trial_id, results_dir, trial.params,
-                                on_epoch=lambda row, _: tune.report({**_trial_row_for_tune(row), "done_status": ""}))
-            tune.report({"done_status": outcome.status, "epoch": outcome.row.get("epochs_run", 0),
-                         **{k: outcome.row.get(k) for k in ("best_val_acc", "best_val_loss", "test_acc", "best_val_iou")}})
-            return
-        status = _run_data_parallel(trial, results_dir, workers, use_gpu)
-        tune.report({"done_status": status})
+            run_with_retries(trial, results_dir, trial.config.resources.max_retries,
+                             on_epoch=lambda row, _: tune.report(tune_metrics(row)))
+        else:
+            _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
 
     return trainable
 
 
-def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bool) -> str:
-    """A data-parallel trial: a Ray Train TorchTrainer with Accelerate inside each worker."""
+def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bool, backend: str) -> None:
+    """A data-parallel trial: a Ray Train TorchTrainer with Accelerate inside each worker. Every rank
+    reports each epoch's row (the same numbers: metrics are summed across ranks); Ray Train hands rank
+    0's report to Tune (TuneReportCallback), so schedulers see and prune it like any other trial."""
     from ray.train import RunConfig as TrainRunConfig
     from ray.train import ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
 
     def loop(_config):
-        from harness.trial import make_accelerator, run_trial
+        from ray import train
 
-        run_trial(trial.config, trial.trial_id, results_dir, trial.params,
-                  accelerator=make_accelerator(trial.config.train.precision))
+        from harness.trial import make_accelerator
+
+        run_with_retries(trial, results_dir, trial.config.resources.max_retries,
+                         on_epoch=lambda row, _: train.report(tune_metrics(row)),
+                         accelerator=make_accelerator(trial.config.train.precision))
 
     trainer = TorchTrainer(
         loop,
+        torch_config=TorchConfig(backend=backend),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": trial.config.resources.cpus_per_trial}),
-        run_config=TrainRunConfig(name=f"dp-{trial.trial_id}", storage_path=str(Path(results_dir, "_ray").resolve())),
+        run_config=TrainRunConfig(name=f"dp-{trial.trial_id}", storage_path=str(Path(results_dir, "_ray").resolve()),
+                                  callbacks=[TuneReportCallback()]),
     )
     trainer.fit()
-    rows = store.read_table(results_dir, "trials")
-    match = rows[rows["trial_id"] == trial.trial_id] if not rows.empty else rows
-    return str(match["status"].iloc[0]) if len(match) else "failed"
 
 
-def _make_callback(progress: Progress):
+def recorded_status(results_dir: Path, trial_id: str) -> Optional[str]:
+    """The status in a trial's own trials row, or None when it has none (yet)."""
+    path = store.part_path(results_dir, "trials", trial_id)
+    try:
+        return str(pd.read_parquet(path, columns=["status"])["status"].iloc[-1])
+    except (OSError, IndexError, KeyError):  # no row yet (or it is being replaced right now)
+        return None
+
+
+def _make_callback(progress: Progress, results_dir: Path):
     from ray import tune
 
     class ProgressCallback(tune.Callback):
@@ -260,13 +277,12 @@ def _make_callback(progress: Progress):
             progress.start(trial.config["trial_id"])
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            if result.get("done_status"):
-                return
             progress.epoch(trial.config["trial_id"], result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            status = (trial.last_result or {}).get("done_status") or "early_stopped"
-            progress.finish(trial.config["trial_id"], status)
+            # a trial that ended by itself wrote its row; one a scheduler stopped has none yet (finalize)
+            tid = trial.config["trial_id"]
+            progress.finish(tid, recorded_status(results_dir, tid) or "early_stopped")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             progress.finish(trial.config["trial_id"], "failed")
@@ -274,7 +290,9 @@ def _make_callback(progress: Progress):
     return ProgressCallback()
 
 
-def init_ray(address: Optional[str]) -> None:
+def init_ray(address: Optional[str], **resources) -> None:
+    """Join `address` (else $RAY_ADDRESS), else start a local Ray (`resources`: e.g. num_gpus=2 for
+    logical GPUs in tests). A Ray already initialized in this process is reused as it is."""
     import ray
 
     if ray.is_initialized():  # a second sweep in the same process reuses its Ray
@@ -291,9 +309,33 @@ def init_ray(address: Optional[str]) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(**kwargs)
+        ray.init(**kwargs, **resources)
     for name in ("ray", "ray.tune", "ray.train", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def resources_text(resources: dict, workers: int) -> str:
+    if workers > 1:
+        return f"{workers} Ray Train workers"
+    return f"{resources['cpu']:g} CPU, {resources['gpu']:g} GPU"
+
+
+def gpus_are_cuda(timeout: float = 120.0) -> bool:
+    """Whether a task holding one of the Ray cluster's GPUs sees a CUDA device. Ray's GPUs can be logical
+    (`ray start --num-gpus 2` on a machine without CUDA); then trials are placed on them but train on
+    the CPU, and data-parallel trials must use gloo, not NCCL."""
+    import ray
+
+    @ray.remote(num_gpus=0.001, num_cpus=0)
+    def probe() -> bool:
+        import torch
+
+        return torch.cuda.is_available()
+
+    try:
+        return bool(ray.get(probe.remote(), timeout=timeout))
+    except ray.exceptions.GetTimeoutError:  # every GPU busy: assume what a GPU cluster normally is
+        return True
 
 
 def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str] = None,
@@ -312,9 +354,18 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         print(f"warning: resources.gpus_per_trial is {gpus} but the Ray cluster has no GPU: trials run on CPU",
               file=sys.stderr, flush=True)
         gpus = 0.0  # otherwise Tune waits forever for a GPU that is not there
+    cuda = gpus > 0 and gpus_are_cuda()
+    if gpus > 0 and not cuda:
+        print("warning: the Ray cluster's GPUs are not CUDA devices here (logical GPUs): trials are scheduled "
+              "on them but train on the CPU", file=sys.stderr, flush=True)
+    if cfg.train.precision == "fp16" and not cuda:
+        print("warning: train.precision fp16 needs a CUDA GPU: on the CPU trials train in fp32 and record "
+              "precision 'no' (bf16 runs on the CPU)", file=sys.stderr, flush=True)
     workers = cfg.resources.workers_per_trial
     by_id = {t.trial_id: t for t in trials}
-    trainable = _tune_trainable(by_id, str(results_dir.resolve()), workers, use_gpu=gpus > 0)
+    # data-parallel trials: NCCL between CUDA devices, gloo otherwise (logical GPUs, CPUs)
+    trainable = _tune_trainable(by_id, str(results_dir.resolve()), workers, use_gpu=gpus > 0,
+                                backend="nccl" if cuda else "gloo")
     if workers > 1:
         # the driver function itself is light: Ray Train asks for each worker's resources
         resources = {"cpu": 0.01}
@@ -329,7 +380,10 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         scheduler = ASHAScheduler(time_attr="epoch", metric=sweep_metric(cfg),
                                   mode="min" if sweep_metric(cfg).endswith("loss") else "max",
                                   max_t=cfg.train.epochs, grace_period=cfg.tune.grace_period,
-                                  reduction_factor=cfg.tune.reduction_factor)
+                                  reduction_factor=cfg.tune.reduction_factor,
+                                  # a trial that reaches the last epoch finishes by itself (best weights on
+                                  # the test split, its row); stopping it there would lose its test metrics
+                                  stop_last_trials=False)
     progress = Progress(len(trials), sweep_metric(cfg), stream)
     tuner = tune.Tuner(
         trainable,
@@ -343,14 +397,16 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         run_config=tune.RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
             storage_path=str((results_dir / "_ray").resolve()),
-            verbose=0, callbacks=[_make_callback(progress)],
-            failure_config=tune.FailureConfig(max_failures=0),
+            verbose=0, callbacks=[_make_callback(progress, results_dir)],
+            # a trial whose worker died (out of memory, a lost node) starts again from its checkpoint
+            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
     )
     try:
         grid = tuner.fit()
     finally:
         progress.close()
+    print(f"at most {progress.peak_running} trial(s) ran at once ({resources_text(resources, workers)} each)", flush=True)
     errors = {}
     for result in grid:
         tid = (result.config or {}).get("trial_id")
@@ -386,6 +442,28 @@ def finalize(trials: list[Trial], results_dir: Path, errors: dict[str, str]) -> 
     return {t.trial_id: have[t.trial_id] for t in trials}
 
 
+def stored_configs(results_dir: Path) -> dict[str, tuple[str, Optional[dict]]]:
+    """Each finished trial's status and the config it ran with (None where none was stored)."""
+    rows = store.read_table(results_dir, "trials")
+    out = {}
+    for tid, status, config in zip(rows["trial_id"], rows["status"],
+                                   rows["config"] if "config" in rows else [None] * len(rows)):
+        if status in store.FINISHED:
+            out[tid] = (status, json.loads(config) if isinstance(config, str) and config else None)
+    return out
+
+
+def checkpoint_configs(results_dir: Path) -> dict[str, Optional[dict]]:
+    """The config each interrupted trial's checkpoint was made with (checkpoints/<trial_id>/config.json)."""
+    out = {}
+    for path in sorted((results_dir / "checkpoints").glob("*/config.json")):
+        try:
+            out[path.parent.name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            out[path.parent.name] = None
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # CLI
 
@@ -404,11 +482,18 @@ def top_table(results_dir: Path, metric: str = "best_val_acc", most: int = 10) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.sweep", description="Run a sweep file's grid on Ray Tune.")
+    p = ArgParser(prog="python -m harness.sweep", description="Run a sweep file's grid on Ray Tune.")
     p.add_argument("sweep", help="sweep file (YAML)")
     p.add_argument("--dry-run", action="store_true", help="print the expanded trials, train nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: a JSON list, one object per trial")
     p.add_argument("--resume", action="store_true", help="skip finished trials, continue unfinished ones")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: run failed trials again (from their last checkpoint)")
+    changed = p.add_mutually_exclusive_group()
+    changed.add_argument("--rerun-changed", action="store_true",
+                         help="with --resume: run trials whose stored config differs from the file's again")
+    changed.add_argument("--keep-changed", action="store_true",
+                         help="with --resume: keep the results of trials whose stored config differs from the file's")
     p.add_argument("--overwrite", action="store_true", help="delete earlier results of this sweep first")
     p.add_argument("--results-dir", default="results", help="parent folder; results go to DIR/<sweep name>/")
     p.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
@@ -437,6 +522,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             trials = shard(trials, *parse_shard(args.shard))
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent must be at least 1")
+        check_trials(trials, args.sweep, files=not args.dry_run)  # every model fits its input: before any trial
         if args.dry_run:
             rows = dry_run_rows(trials)
             if args.json:
@@ -451,19 +537,37 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
 
     results_dir = Path(args.results_dir) / sweep.name
-    finished = store.finished_trial_ids(results_dir)
     if args.overwrite and results_dir.exists():
         shutil.rmtree(results_dir)
-        finished = set()
-    elif finished and not args.resume:
+    resume = args.resume or args.retry_failed or args.rerun_changed or args.keep_changed
+    finished = store.finished_trial_ids(results_dir)
+    if finished and not resume:
         print(f"error: {results_dir} already holds {len(finished)} finished trial(s) of this sweep: "
               f"--resume to continue it, --overwrite to start again", file=sys.stderr)
         return 2
-    pending = [t for t in trials if t.trial_id not in finished]
-    print(f"sweep {sweep.name}: {len(trials)} trials ({len(trials) - len(pending)} already finished) -> {results_dir}/",
+    # every writer (Ray workers, finalize, shards) gets the trials schema of the whole sweep before any
+    # trial writes; a resume starts from compacted files (and repairs an interrupted compaction)
+    store.write_schema(results_dir, [t.config for t in sweep.trials])
+    store.compact(results_dir, [t.trial_id for t in trials])
+    try:
+        plan = plan_resume(trials, stored_configs(results_dir), checkpoint_configs(results_dir),
+                           retry_failed=args.retry_failed,
+                           on_change="rerun" if args.rerun_changed else "keep" if args.keep_changed else None,
+                           where=f"{args.sweep}: --resume {results_dir}")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if plan.forget:
+        store.forget_trials(results_dir, plan.forget)
+    for tid in plan.discard_checkpoints:
+        shutil.rmtree(results_dir / "checkpoints" / tid, ignore_errors=True)
+    pending = plan.pending
+    again = f", {len(plan.forget)} to run again" if plan.forget else ""
+    print(f"sweep {sweep.name}: {len(trials)} trials ({plan.kept} already finished{again}) -> {results_dir}/",
           flush=True)
     started = time.time()
     statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent) if pending else {}
+    store.compact(results_dir, [t.trial_id for t in trials])  # finished: one file per table (this run's trials only)
 
     counts: dict[str, int] = {}
     for s in statuses.values():

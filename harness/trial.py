@@ -14,7 +14,6 @@ correct predictions, samples and gradient norms accumulate in one tensor read on
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -56,7 +55,18 @@ def make_accelerator(precision: str = "no"):
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=False)  # allow a new precision in this process
+    if not torch.cuda.is_available() and os.environ.get("ACCELERATE_TORCH_DEVICE", "").startswith("cuda"):
+        # Ray Train names a worker's device after the Ray GPU it holds, CUDA or not (logical GPUs)
+        os.environ["ACCELERATE_TORCH_DEVICE"] = "cpu"
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
+
+
+def precision_run(accelerator) -> str:
+    """The precision the trial actually trains in: Accelerate runs fp16 only on CUDA (on the CPU it
+    silently trains in fp32), so a trial records what ran, not what was asked for (`train.precision`)."""
+    if accelerator.mixed_precision == "no" or not accelerator.native_amp:
+        return "no"
+    return accelerator.mixed_precision
 
 
 def now() -> str:
@@ -110,11 +120,15 @@ def evaluate(model, batches, loss_fn, num_classes: int, accelerator) -> dict:
     loss_sum = accelerator.reduce(loss_sum, "sum")
     confusion = accelerator.reduce(confusion, "sum")
     n = int(confusion.sum())
-    predicted = confusion.sum(0)
+    predicted, support = confusion.sum(0), confusion.sum(1)
     return {
         "loss": float(loss_sum) / n if n else math.nan,
         "acc": float(confusion.diag().sum()) / n if n else math.nan,
         "top_class_share": float(predicted.max()) / n if n else math.nan,
+        # for the monitor's at_chance and collapsed rules: what a constant prediction scores, and the
+        # classes that have samples here but are never predicted
+        "largest_class_share": float(support.max()) / n if n else math.nan,
+        "classes_never_predicted": int(((predicted == 0) & (support > 0)).sum()),
         "confusion": confusion.cpu(),
     }
 
@@ -205,6 +219,9 @@ class TrialProgress:
                                                                     accelerator, self.best)
         elif self.ckpt is not None and accelerator.is_main_process:
             self.ckpt.mkdir(parents=True, exist_ok=True)
+        if self.ckpt is not None and accelerator.is_main_process:
+            # what the checkpoint is made with: --resume compares it with the sweep file's (harness.resume)
+            (self.ckpt / "config.json").write_text(cfg.model_dump_json())
 
     def record(self, row: dict) -> "monitor.Verdict":
         """Close the epoch whose row this is; the verdict says whether to stop."""
@@ -237,21 +254,26 @@ class TrialProgress:
 
 def run_trial(config: RunConfig, trial_id: str = "trial", results_dir: Optional[str | Path] = None,
               point: Optional[dict] = None, on_epoch: Optional[EpochCallback] = None,
-              accelerator=None) -> TrialOutcome:
+              accelerator=None, attempt: int = 1) -> TrialOutcome:
     """Train one trial end to end and (on the main process) write its rows under results_dir.
 
     Exceptions become a `failed` trial with the error recorded; KeyboardInterrupt and other
-    BaseExceptions pass through untouched, leaving the last checkpoint to resume from.
+    BaseExceptions pass through untouched, leaving the last checkpoint to resume from. A failed
+    trial keeps its checkpoint, so running it again (`attempt` 2, 3, ...) continues from there.
     """
     accelerator = accelerator or make_accelerator(config.train.precision)
     results_dir = None if results_dir is None else Path(results_dir)
     started_at, t_start = now(), time.perf_counter()
     base = {
         "trial_id": trial_id, "sweep": config.name, "point": json.dumps(point or {}, sort_keys=True),
-        "device": _device_name(accelerator.device), "precision": config.train.precision,
+        "device": _device_name(accelerator.device), "precision": precision_run(accelerator),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "attempt": attempt,
         "world_size": accelerator.num_processes, "torch_version": torch.__version__,
         "config": config.model_dump_json(), "started_at": started_at, **config.flat(),
     }
+    if results_dir is not None and accelerator.is_main_process:
+        # a trial run again: its earlier rows in compacted files go now, its new parts replace the rest
+        store.forget_trials(results_dir, [trial_id], keep_parts=True)
     try:
         outcome = _train(config, trial_id, results_dir, accelerator, on_epoch, base)
     except Exception as err:  # noqa: BLE001 - a trial's failure is recorded, never fatal to the sweep
@@ -357,6 +379,8 @@ def _train(cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerat
             "epoch_seconds": epoch_seconds, "train_seconds": train_seconds,
             "images_per_sec": images / train_seconds if train_seconds > 0 else math.nan,
             "peak_memory_mb": peak_memory_mb(device), "val_top_class_share": val["top_class_share"],
+            "val_largest_class_share": val["largest_class_share"],
+            "val_classes_never_predicted": val["classes_never_predicted"],
         }
         verdict = progress.record(row)
         if on_epoch is not None:
@@ -411,7 +435,11 @@ def pick_trial(trials: list[Trial]) -> Trial:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.trial", description="Run ONE trial of a sweep in-process.")
+    from harness.config import ArgParser
+    from harness.preflight import check_trials
+    from harness.registry import did_you_mean
+
+    parser = ArgParser(prog="python -m harness.trial", description="Run ONE trial of a sweep in-process.")
     parser.add_argument("sweep", help="sweep file (YAML)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (repeatable); pins a grid axis")
@@ -427,9 +455,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.trial_id:
         match = [t for t in sweep.trials if t.trial_id == args.trial_id]
         if not match:
-            print(f"error: no trial '{args.trial_id}' in {args.sweep}; e.g. {sweep.trials[0].trial_id}", file=sys.stderr)
+            ids = [t.trial_id for t in sweep.trials]
+            print(f"error: {args.sweep}: --trial-id: no trial '{args.trial_id}' in the grid"
+                  f"{did_you_mean(args.trial_id, ids)}; allowed: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}",
+                  file=sys.stderr)
             return 2
         trial = match[0]
+    try:
+        check_trials([trial], args.sweep)  # its model fits the dataset's input, its loss, optimizer, schedule build
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     accelerator = make_accelerator(trial.config.train.precision)
     try:
         return _run_and_print(trial, len(sweep.trials), Path(args.results_dir) / sweep.name, accelerator)
@@ -440,7 +476,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 def _run_and_print(trial: Trial, grid_size: int, results_dir: Path, accelerator) -> int:
     say = accelerator.print
     say(f"trial {trial.trial_id} ({grid_size} in the grid) on {_device_name(accelerator.device)}"
-        f" x{accelerator.num_processes}, precision {trial.config.train.precision}")
+        f" x{accelerator.num_processes}, precision {precision_run(accelerator)}")
+    if precision_run(accelerator) != trial.config.train.precision:
+        say(f"warning: train.precision {trial.config.train.precision} does not run on {accelerator.device.type}: "
+            f"training in fp32 (recorded as precision '{precision_run(accelerator)}')")
     outcome = run_trial(trial.config, trial.trial_id, results_dir, trial.params,
                         on_epoch=lambda row, _: say(format_epoch(row, trial.config.train.epochs)),
                         accelerator=accelerator)

@@ -16,15 +16,17 @@ accuracy runs (0, 0.01, 0.02, 0.03, 0.04) above, epochs take (3, 2, 2, 2, 2) sec
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness.config import RunConfig, trial_id
 from harness.report.leaderboard import leaderboard
 from harness.report.results import load_results
-from harness.store import write_trial
+from harness.store import part_path, write_trial
 
 SWEEP = "fake-activations"
 ACTIVATIONS = ("relu", "gelu", "tanh")
@@ -131,7 +133,8 @@ def build_fake_sweep(results_dir: str | Path, *, seeds=SEEDS, configs=None, grid
     (the overfitting trial's curve excepted), another sweep name.
 
     The grid point goes where harness.trial writes it, `point` (JSON), with `params` the model's parameter
-    count; point_column="params" puts it in `params` instead, as design.md names it."""
+    count; point_column="params" puts it in `params` instead, as design.md names it (a trials part file
+    written with pandas, as another tool would: store's trials schema has `params` as the parameter count)."""
     results_dir = Path(results_dir)
     for config in configs or list(MEANS):
         activation, optimizer, lr = config
@@ -169,10 +172,14 @@ def build_fake_sweep(results_dir: str | Path, *, seeds=SEEDS, configs=None, grid
             }
             class_rows, confusion_rows = classes_for(test_acc) if classes and not failed else ([], [])
             write_trial(results_dir, tid,
-                        trial,
+                        trial if point_column == "point" else {**trial, "params": PARAM_COUNT},
                         [{"trial_id": tid, **r} for r in epochs],
                         [{"trial_id": tid, **r} for r in class_rows],
                         [{"trial_id": tid, **r} for r in confusion_rows])
+            if point_column != "point":  # not what store writes (params is the parameter count): another tool's file
+                part = part_path(results_dir, "trials", tid)
+                pd.DataFrame([{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in trial.items()}]
+                             ).to_parquet(part, index=False)
     return results_dir
 
 

@@ -27,6 +27,14 @@ grid:
   optimizer.lr: {lrs}
 """
 
+ASHA_BY_VAL_LOSS = "tune: {scheduler: asha, grace_period: 1, reduction_factor: 2, metric: val_loss}\n"
+
+
+def one_seed_lr_sweep(name: str, epochs: int, lrs: str, extra: str = "") -> str:
+    """SWEEP over optimizer.lr alone, one seed, with `extra` lines appended (e.g. a tune: section)."""
+    text = SWEEP.format(name=name, epochs=epochs, lrs=lrs).replace("seeds: [0, 1]", "seeds: [0]")
+    return text.replace("  model.activation: [relu, tanh]\n", "") + extra
+
 
 def sweep_cmd(path, results, *extra):
     return [sys.executable, "-m", "harness.sweep", str(path), "--results-dir", str(results), "--no-report", *extra]
@@ -124,10 +132,7 @@ def test_shards_random_search_and_smoke_selection_are_pure():
 
 
 def test_asha_prunes_trials_and_every_trial_still_gets_a_row(tmp_path, write_sweep):
-    text = SWEEP.format(name="asha", epochs=6, lrs="[0.3, 0.03, 0.003, 0.0003]").replace("seeds: [0, 1]", "seeds: [0]")
-    text = text.replace("  model.activation: [relu, tanh]\n", "")
-    text += "tune: {scheduler: asha, grace_period: 1, reduction_factor: 2, metric: val_loss}\n"
-    path = write_sweep(text)
+    path = write_sweep(one_seed_lr_sweep("asha", 6, "[0.3, 0.03, 0.003, 0.0003]", ASHA_BY_VAL_LOSS))
     proc = subprocess.run(sweep_cmd(path, tmp_path, "--max-concurrent", "4"), capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -155,3 +160,35 @@ def test_progress_line_counts_and_best_so_far():
     assert line.startswith("2/4 done, 0 running, 2 pending, 1 failed | ")
     assert line.endswith(" | best val_acc 0.7000 (b)")
     assert out.getvalue().splitlines()[1].startswith("[2/4] b: failed  |  2/4 done")  # a line per trial off a TTY
+
+
+def test_asha_survives_trials_that_stop_themselves(tmp_path, write_sweep):
+    # issue 13: the last report of a trial that stopped itself (stalled, early-stopped) carried no metric,
+    # and Tune ended the whole sweep with a ValueError; trials reaching the last epoch were stopped by ASHA
+    # before their test evaluation
+    text = one_seed_lr_sweep("ashaself", 8, "[1.0e-6, 0.1]", "early_stopping: {enabled: true, patience: 2}\n"
+                                                            "tune: {scheduler: asha, grace_period: 8}\n")
+    path = write_sweep(text.replace("health: {enabled: false}\n", "").replace("seeds: [0]", "seeds: [0, 1]"))
+    proc = subprocess.run(sweep_cmd(path, tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    trials = store.read_table(tmp_path / "ashaself", "trials").set_index("trial_id")
+    assert len(trials) == 4
+    stopped_itself = trials[(trials["epochs_run"] < 8) & trials["stopped_by"].isna()]
+    assert len(stopped_itself) >= 1 and set(stopped_itself["status"]) <= {"stalled", "early_stopped"}
+    assert trials["test_acc"].notna().all()  # every trial, pruned by nobody, was evaluated on the test split
+
+
+def test_asha_prunes_data_parallel_trials_from_their_per_epoch_reports(tmp_path, write_sweep):
+    # lr 1e-6 reaches rung 1 second, with a worse val_loss than lr 0.01 had there: ASHA stops it. It can
+    # only do so if the data-parallel trial reported its epochs to Tune (rank 0, through Ray Train).
+    text = one_seed_lr_sweep("ashadp", 3, "[0.01, 1.0e-6]", ASHA_BY_VAL_LOSS)
+    path = write_sweep(text.replace("resources: {cpus_per_trial: 1}",
+                                    "resources: {cpus_per_trial: 0.5, workers_per_trial: 2}"))
+    proc = subprocess.run(sweep_cmd(path, tmp_path, "--max-concurrent", "1"), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    trials = store.read_table(tmp_path / "ashadp", "trials").set_index("trial_id")
+    good, bad = trials.loc["lr=0.01-seed=0"], trials.loc["lr=1e-06-seed=0"]
+    assert (good["status"], good["world_size"]) == ("completed", 2) and good["test_acc"] > 0
+    assert (bad["status"], bad["stopped_by"]) == ("early_stopped", "scheduler")

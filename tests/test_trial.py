@@ -202,3 +202,18 @@ def test_train_epoch_sums_match_each_step_by_hand():
     assert sums.dtype == torch.float64 and sums[2].item() == 20 and sums[4].item() == 3
     assert torch.allclose(sums, expected, rtol=1e-6)
     assert layer_min.item() == pytest.approx(model[1].weight.grad.norm().item(), rel=1e-6)  # the last step's
+
+
+def test_fp16_on_the_cpu_records_the_precision_that_ran(tmp_path, write_sweep, capsys):
+    # Accelerate trains fp16 only on CUDA; on the CPU it silently runs fp32. The row says what ran.
+    from harness.trial import main
+
+    path = write_sweep("name: half\ndataset: {name: digits}\nmodel: {arch: mlp, widths: [16]}\n"
+                       "train: {epochs: 1, precision: fp16}\n")
+    assert main([str(path), "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "precision no" in out and "warning: train.precision fp16 does not run on cpu" in out
+    row = store.read_table(tmp_path / "half", "trials").iloc[0]
+    assert (row["precision"], row["train.precision"]) == ("no", "fp16")
+    bf16 = run_trial(config(train={"epochs": 1, "precision": "bf16"}), "bf16", tmp_path)
+    assert bf16.row["precision"] == "bf16"  # bf16 autocast does run on the CPU

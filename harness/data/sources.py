@@ -64,11 +64,27 @@ def _network_timeout(seconds: float):
         socket.setdefaulttimeout(old)
 
 
+@contextlib.contextmanager
+def _download_lock(root: str, download: bool):
+    """One download at a time per data folder: trials that start together on a fresh machine (or on
+    nodes sharing the folder) would otherwise each fetch the same files into the same place and read
+    each other's half-written archives. The first takes the lock and downloads; the others wait, then
+    find the files there (torchvision checks them before downloading)."""
+    if not download:
+        yield
+        return
+    from filelock import FileLock
+
+    os.makedirs(root, exist_ok=True)
+    with FileLock(os.path.join(root, ".harness-download.lock")):
+        yield
+
+
 def _open_torchvision(cfg, expects: str, make):
     """(train, test) torchvision datasets from `make(train=..., download=...)`, or DatasetUnavailable."""
     root = os.path.abspath(cfg.data_dir)
     try:
-        with _network_timeout(30):
+        with _network_timeout(30), _download_lock(root, cfg.download):
             train = make(root=cfg.data_dir, train=True, download=cfg.download)
             test = make(root=cfg.data_dir, train=False, download=cfg.download)
     except (RuntimeError, OSError, URLError) as err:

@@ -9,6 +9,9 @@ A factory is one decorated function:
 `param_groups() -> dict[str, list[Parameter]]` so that `optimizer.group_lr` can give each group its
 own learning rate (the VGG16 transfer model has `features` and `head`). `torchvision:<name>` builds
 any torchvision classification model.
+
+Options are typed by the factory's annotations (`widths: Widths`, `dropout: Probability`, see
+harness/models/options.py); a sweep file's values are checked against them when it loads.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import nn
 
 from harness.models.activations import ACTIVATIONS, make_activation, replace_activations  # noqa: F401
 from harness.models.init import INITS, init_weights  # noqa: F401
+from harness.models.options import NOT_OPTIONS, OptionError, validate_options  # noqa: F401
 from harness.registry import Registry, UnknownName
 
 MODELS = Registry("model")
@@ -43,7 +47,18 @@ def model_factory(arch: str):
 def model_options(arch: str) -> dict[str, inspect.Parameter]:
     """The options (keyword arguments) a model accepts besides input_shape and num_classes."""
     params = inspect.signature(model_factory(arch)).parameters
-    return {k: p for k, p in params.items() if k not in ("input_shape", "num_classes", "name")}
+    return {k: p for k, p in params.items() if k not in NOT_OPTIONS}
+
+
+def check_arch(arch: str) -> str:
+    """`arch` if it names a registered model or a torchvision classifier, else UnknownName (did-you-mean)."""
+    if arch.startswith(TORCHVISION_PREFIX):
+        from harness.models.tv import check_torchvision_name
+
+        check_torchvision_name(arch[len(TORCHVISION_PREFIX):])
+        return arch
+    MODELS.get(arch)
+    return arch
 
 
 def create_model(arch: str, input_shape, num_classes: int, init: str = "default", **options) -> nn.Module:
@@ -63,5 +78,5 @@ def count_params(model: nn.Module) -> int:
 # Importing the zoo registers its models.
 from harness.models import zoo  # noqa: E402,F401
 
-__all__ = ["MODELS", "register_model", "create_model", "count_params", "model_options", "UnknownName",
-           "WeightsUnavailable"]
+__all__ = ["MODELS", "register_model", "create_model", "count_params", "model_options", "check_arch",
+           "validate_options", "OptionError", "UnknownName", "WeightsUnavailable"]

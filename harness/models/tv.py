@@ -6,8 +6,10 @@ Pretrained weights go through `load_pretrained`, which turns a failed download i
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+from typing import Optional
 from urllib.parse import urlparse
 
 import torch
@@ -15,6 +17,7 @@ from torch import nn
 
 from harness.models import WeightsUnavailable, register_model
 from harness.models.activations import make_activation, replace_activations
+from harness.models.options import NonNegativeInt
 from harness.registry import UnknownName, did_you_mean
 
 
@@ -130,7 +133,8 @@ class VGG16Transfer(nn.Module):
 
 
 @register_model("s0_vgg16_transfer")
-def s0_vgg16_transfer(input_shape, num_classes, activation="relu", pretrained=False, freeze_below=19):
+def s0_vgg16_transfer(input_shape, num_classes, activation: str = "relu", pretrained: bool = False,
+                      freeze_below: NonNegativeInt = 19):
     """S0-D: VGG16 features (512 x 1 x 1 at 32x32) -> Linear(512,256) -> act -> Linear(256,128) -> act -> Linear.
 
     `pretrained` loads torchvision's IMAGENET1K_V1 features; `activation` replaces the features' ReLUs too.
@@ -143,7 +147,7 @@ def s0_vgg16_transfer(input_shape, num_classes, activation="relu", pretrained=Fa
 
 
 @register_model("resnet18")
-def resnet18(input_shape, num_classes, activation="relu"):
+def resnet18(input_shape, num_classes, activation: str = "relu"):
     """torchvision resnet18 for small inputs (CIFAR-style): 3x3 stride-1 stem, no max-pool."""
     from torchvision.models import resnet18 as tv_resnet18
 
@@ -159,13 +163,23 @@ def resnet18(input_shape, num_classes, activation="relu"):
 # ------------------------------------------------------------------------------------ torchvision:<name>
 
 
+@functools.lru_cache(maxsize=1)
 def torchvision_classifiers() -> list[str]:
     import torchvision
 
     return torchvision.models.list_models(module=torchvision.models)
 
 
-def torchvision_model(input_shape, num_classes, name, activation=None, pretrained=False):
+def check_torchvision_name(name: str) -> str:
+    """`name` if torchvision has a classifier of that name, else UnknownName with a did-you-mean."""
+    names = torchvision_classifiers()
+    if name not in names:
+        raise UnknownName(f"unknown torchvision model '{name}'{did_you_mean(name, names)}; "
+                          f"allowed: {', '.join(names)} (as torchvision:<name>)")
+    return name
+
+
+def torchvision_model(input_shape, num_classes, name, activation: Optional[str] = None, pretrained: bool = False):
     """Any torchvision classification model, its stem adapted to the input channels.
 
     `pretrained` loads the model's DEFAULT ImageNet weights (all but a head of another size; a grayscale stem
@@ -173,10 +187,7 @@ def torchvision_model(input_shape, num_classes, name, activation=None, pretraine
     """
     import torchvision
 
-    names = torchvision_classifiers()
-    if name not in names:
-        raise UnknownName(f"unknown torchvision model '{name}'{did_you_mean(name, names)}; "
-                          f"allowed: {', '.join(names)}")
+    check_torchvision_name(name)
     kwargs = {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
     set_input_channels(model, input_shape[0])

@@ -2,6 +2,7 @@
 
 Every CNN here is a `Classifier`: `features` (convolutions) -> `flatten` -> `head` (linear layers), so a
 transfer experiment can copy `features` and swap `head`. Flatten sizes are computed from `input_shape`.
+Option annotations (`Widths`, `Probability`, ...) are what a sweep file's values are checked against.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 
 from harness.models import register_model
 from harness.models.activations import make_activation
+from harness.models.options import ChannelPairs, NonNegativeInt, PositiveInt, Probability, Widths
 
 
 class Classifier(nn.Sequential):
@@ -58,20 +60,21 @@ def mlp_head(fan_in: int, widths, num_classes: int, activation: str, dropout: fl
 
 
 @register_model("mlp")
-def mlp(input_shape, num_classes, activation="relu", widths=(256, 128), dropout=0.0, batchnorm=False):
+def mlp(input_shape, num_classes, activation: str = "relu", widths: Widths = (256, 128), dropout: Probability = 0.0,
+        batchnorm: bool = False):
     """Flatten -> [Linear -> (BatchNorm1d) -> act -> (Dropout)] per width -> Linear."""
     head = mlp_head(math.prod(input_shape), widths, num_classes, activation, dropout, batchnorm)
     return nn.Sequential(nn.Flatten(), *head)
 
 
 @register_model("s0_mlp")
-def s0_mlp(input_shape, num_classes, activation="relu"):
+def s0_mlp(input_shape, num_classes, activation: str = "relu"):
     """S0-A: Flatten -> Linear(3072,256) -> act -> Linear(256,128) -> act -> Linear(128,10) on CIFAR-10."""
     return mlp(input_shape, num_classes, activation, widths=(256, 128))
 
 
 @register_model("s3_mlp")
-def s3_mlp(input_shape, num_classes, activation="relu"):
+def s3_mlp(input_shape, num_classes, activation: str = "relu"):
     """S3: Linear(784,100) -> act -> Linear(100,50) -> act -> Linear(50,10) on MNIST."""
     return mlp(input_shape, num_classes, activation, widths=(100, 50))
 
@@ -80,8 +83,9 @@ def s3_mlp(input_shape, num_classes, activation="relu"):
 
 
 @register_model("cnn_mnist")
-def cnn_mnist(input_shape, num_classes, activation="relu", channels=(10, 20), kernel_size=5, padding=1,
-              hidden=50, dropout=0.0):
+def cnn_mnist(input_shape, num_classes, activation: str = "relu", channels: Widths = (10, 20),
+              kernel_size: PositiveInt = 5, padding: NonNegativeInt = 1, hidden: PositiveInt = 50,
+              dropout: Probability = 0.0):
     """S1's MNIST CNN: [conv 5x5 pad 1 -> act -> MaxPool2] x2 -> Linear(500,50) -> act -> Linear(50,10)."""
     layers, c_in = [], input_shape[0]
     for c in channels:
@@ -93,7 +97,8 @@ def cnn_mnist(input_shape, num_classes, activation="relu", channels=(10, 20), ke
 
 
 @register_model("cnn_emnist")
-def cnn_emnist(input_shape, num_classes, activation="leaky_relu", channels=(64, 128), hidden=50):
+def cnn_emnist(input_shape, num_classes, activation: str = "leaky_relu", channels: Widths = (64, 128),
+               hidden: PositiveInt = 50):
     """S1's EMNIST letters CNN: [conv3x3 pad1 -> MaxPool2 -> BatchNorm2d -> act] x2 -> Linear(->50) -> act -> Linear."""
     layers, c_in = [], input_shape[0]
     for c in channels:
@@ -123,22 +128,24 @@ S0_CHANNELS = ((32, 64), (128, 128), (256, 256))
 
 
 @register_model("s0_cnn")
-def s0_cnn(input_shape, num_classes, activation="relu", channels=S0_CHANNELS):
+def s0_cnn(input_shape, num_classes, activation: str = "relu", channels: ChannelPairs = S0_CHANNELS):
     """S0-B: three [conv3x3 -> act -> conv3x3 -> act -> MaxPool2] blocks -> Linear(256*4*4, 10)."""
     features = double_conv_blocks(input_shape[0], channels, activation)
     return Classifier(features, nn.Linear(flat_size(features, input_shape, "s0_cnn"), num_classes))
 
 
 @register_model("s0_cnn_bn_dropout")
-def s0_cnn_bn_dropout(input_shape, num_classes, activation="relu", channels=S0_CHANNELS, dropout=0.2):
+def s0_cnn_bn_dropout(input_shape, num_classes, activation: str = "relu", channels: ChannelPairs = S0_CHANNELS,
+                      dropout: Probability = 0.2):
     """S0-C: s0_cnn with Dropout(0.2) then BatchNorm2d after each MaxPool."""
     features = double_conv_blocks(input_shape[0], channels, activation, dropout=dropout, batchnorm=True)
     return Classifier(features, nn.Linear(flat_size(features, input_shape, "s0_cnn_bn_dropout"), num_classes))
 
 
 @register_model("s2_cnn")
-def s2_cnn(input_shape, num_classes, activation="relu", channels=((32, 64), (64, 128), (128, 256)), padding=0,
-           dropout=0.1):
+def s2_cnn(input_shape, num_classes, activation: str = "relu",
+           channels: ChannelPairs = ((32, 64), (64, 128), (128, 256)), padding: NonNegativeInt = 0,
+           dropout: Probability = 0.1):
     """S2's CNN, as read from the write-up.
 
     Blocks: Conv(c_in->c1, 3x3, pad 0) -> BatchNorm2d -> act -> Conv(c1->c2, 3x3, pad 0) -> act -> MaxPool2,
@@ -166,7 +173,8 @@ def s2_cnn(input_shape, num_classes, activation="relu", channels=((32, 64), (64,
 
 
 @register_model("s4_smallcnn")
-def s4_smallcnn(input_shape, num_classes, activation="relu", channels=(16, 32, 64), hidden=128):
+def s4_smallcnn(input_shape, num_classes, activation: str = "relu", channels: Widths = (16, 32, 64),
+                hidden: PositiveInt = 128):
     """S4's SmallCNN: [conv3x3 same -> act -> MaxPool2] x3 -> Flatten(1024) -> Linear(128) -> act -> Linear(10)."""
     layers, c_in = [], input_shape[0]
     for c in channels:

@@ -74,12 +74,28 @@ def generalization_gap(results: Results) -> pd.DataFrame:
     return out.sort_values(["gap_acc", "label"], ascending=[False, True], na_position="last").reset_index(drop=True)
 
 
+def _epoch_ranges(epochs: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3,5'."""
+    runs: list[list[int]] = []
+    for e in sorted(set(epochs)):
+        if runs and e == runs[-1][1] + 1:
+            runs[-1][1] = e
+        else:
+            runs.append([e, e])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def _flags(value) -> str:
+    """A trial's health flags, each name once with its epochs: 'at_chance@1-2,4; collapsed@1-2'."""
     flags = parse_json(value) if isinstance(value, str) and value[:1] in "[{" else value
     if isinstance(flags, dict):
         flags = [k for k, v in flags.items() if v]
     if isinstance(flags, (list, tuple)):
-        return ", ".join(str(f) for f in flags)
+        epochs: dict[str, list[int]] = {}
+        for flag in map(str, flags):
+            name, _, epoch = flag.partition("@")
+            epochs.setdefault(name if epoch.isdigit() else flag, []).extend([int(epoch)] if epoch.isdigit() else [])
+        return "; ".join(f"{name}@{_epoch_ranges(e)}" if e else name for name, e in epochs.items())
     return "" if flags is None or (isinstance(flags, float) and math.isnan(flags)) else str(flags)
 
 
@@ -147,6 +163,9 @@ def diagnosis_tables(results: Results) -> list[Table]:
               "(acc gap = train − val accuracy, loss gap = val − train loss)."),
         Table("generalization_gap", "Generalization gap per configuration", gap, gap_view,
               "Means over counted trials (not failed, not diverged) at each trial's last epoch; largest gap first."),
-        Table("health", "Diverged, stalled and failed trials", sick, sick_view,
-              "Failed and diverged trials are left out of every mean; stalled ones (stuck near chance) are counted."),
+        Table("health", "Diverged, stalled, failed and flagged trials", sick, sick_view,
+              "Failed and diverged trials are left out of every mean; stalled ones (stuck near chance) are counted. "
+              "Flags (name@epochs): at_chance (val acc near chance), collapsed (predictions on a few classes while "
+              "val acc is near chance), stalled (still at chance after health.stall_epochs), vanishing_grad, "
+              "exploding_grad."),
     ]
