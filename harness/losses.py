@@ -1,8 +1,11 @@
-"""Loss registry: `loss.name` -> a function (logits, targets) -> scalar loss.
+"""Losses, every task, in ONE registry (harness.registry.LOSSES, `task` in each entry's metadata):
+`loss.name` -> a factory -> fn(logits, targets) -> scalar, computed in float32 whatever the autocast dtype.
 
-Every loss takes raw logits and integer class targets, so any loss can sit behind any model:
-`nll` applies log_softmax first (NLLLoss on raw logits is S3's bug), and the regression-style
-losses (mse, l1) compare softmax probabilities with one-hot targets.
+Classification (targets: int64 class labels): every loss takes raw logits, so any loss can sit behind
+any model: `nll` applies log_softmax first (NLLLoss on raw logits is S3's bug), and the
+regression-style losses (mse, l1) compare softmax probabilities with one-hot targets.
+Segmentation (targets: uint8 masks [B, 1, H, W], logits [B, 1, H, W]): bce, dice, bce_dice;
+`label_smoothing` does not apply to masks.
 """
 
 from __future__ import annotations
@@ -10,9 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.registry import Registry
-
-LOSSES = Registry("loss")
+from harness.registry import LOSSES
 
 
 @LOSSES.register("cross_entropy")
@@ -55,7 +56,36 @@ def multi_margin(label_smoothing: float = 0.0):
     return lambda logits, y: F.multi_margin_loss(logits, y)
 
 
+# ------------------------------------------------------------------------------ segmentation (masks)
+
+
+def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice of sigmoid(logits) with the mask, per image (smoothed: an empty mask predicted empty
+    scores 0 loss), averaged over the batch."""
+    p = logits.sigmoid().flatten(1)
+    t = masks.flatten(1).to(p.dtype)
+    inter = (p * t).sum(1)
+    return (1 - (2 * inter + smooth) / (p.sum(1) + t.sum(1) + smooth)).mean()
+
+
+@LOSSES.register("bce", task="segmentation")
+def bce():
+    return lambda logits, masks: F.binary_cross_entropy_with_logits(logits, masks.to(logits.dtype))
+
+
+@LOSSES.register("dice", task="segmentation")
+def dice():
+    return soft_dice_loss
+
+
+@LOSSES.register("bce_dice", task="segmentation")
+def bce_dice():
+    return lambda logits, masks: (F.binary_cross_entropy_with_logits(logits, masks.to(logits.dtype))
+                                  + soft_dice_loss(logits, masks))
+
+
 def create_loss(cfg):
-    """The loss function for a LossConfig; computed in float32 whatever the autocast dtype."""
-    fn = LOSSES.get(cfg.name)(label_smoothing=cfg.label_smoothing)
+    """The loss function for a LossConfig, either task; computed in float32 whatever the autocast dtype."""
+    entry = LOSSES.entry(cfg.name)
+    fn = entry.factory(label_smoothing=cfg.label_smoothing) if entry.meta["task"] == "classification" else entry.factory()
     return lambda logits, y: fn(logits.float(), y)

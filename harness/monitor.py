@@ -4,12 +4,13 @@ Every function takes the epoch history (a list of per-epoch dicts with `epoch` c
 `train_loss`, `val_loss`, `val_acc`, ...) and returns a verdict, so each rule is tested with exact
 values and no training. The trial loop calls `check_epoch` once per epoch.
 
-The health rules read these optional fields of a row when they are there (the classification loop
-records them from the validation confusion matrix; the segmentation loop does not, and its rows are
-judged without them): `val_largest_class_share` (the share of validation samples in the largest
-class: what a constant prediction scores), `val_top_class_share` (the share of predictions on the
-most predicted class) and `val_classes_never_predicted` (classes with validation samples that the
-model never predicts).
+"At chance" compares the task's score (`metric`: val_acc for classification, val_iou for segmentation)
+with what a constant prediction scores on it (`chance`, from the task: the largest class's share of
+the validation samples; the IoU of predicting every pixel foreground). Without a `chance`, the rules
+read it from the row: `val_largest_class_share` (classification records it), else 1/classes.
+The collapse rule reads classification's fields when a row has them: `val_top_class_share` (the
+share of predictions on the most predicted class) and `val_classes_never_predicted` (classes with
+validation samples that the model never predicts); rows without them are not judged.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
+
+from harness.vocabulary import Status
 
 
 def improved(value: float, best: float, direction: str, min_delta: float = 0.0) -> bool:
@@ -102,9 +105,10 @@ def chance_accuracy(row: dict, num_classes: int) -> float:
     return share if share is not None else 1.0 / num_classes
 
 
-def at_chance(row: dict, num_classes: int, margin: float) -> bool:
-    """Validation accuracy within `margin` of chance (`chance_accuracy`)."""
-    return row["val_acc"] <= chance_accuracy(row, num_classes) + margin
+def at_chance(row: dict, chance: float, margin: float, metric: str = "val_acc") -> bool:
+    """The score `metric` within `margin` of `chance` (what a constant prediction scores on it)."""
+    score = _field(row, metric)
+    return score is not None and score <= chance + margin
 
 
 def is_collapsed(row: dict, num_classes: int, unpredicted: float, top_share: float, margin: float) -> bool:
@@ -129,9 +133,9 @@ def is_collapsed(row: dict, num_classes: int, unpredicted: float, top_share: flo
     return top is not None and largest is not None and largest > 0 and top >= top_share * largest
 
 
-def is_stalled(history: Sequence[dict], num_classes: int, after_epochs: int, margin: float) -> bool:
-    """Validation accuracy still within `margin` of chance (`chance_accuracy`) after `after_epochs` epochs."""
-    return len(history) >= after_epochs and at_chance(history[-1], num_classes, margin)
+def is_stalled(history: Sequence[dict], chance: float, after_epochs: int, margin: float, metric: str = "val_acc") -> bool:
+    """The score `metric` still within `margin` of `chance` after `after_epochs` epochs."""
+    return len(history) >= after_epochs and at_chance(history[-1], chance, margin, metric)
 
 
 @dataclass
@@ -139,16 +143,17 @@ class Verdict:
     """What the monitor says after an epoch: stop or go on, with which status, and the flags raised."""
 
     stop: bool = False
-    status: str = "running"
+    status: str = Status.RUNNING
     flags: list[str] = field(default_factory=list)
 
 
 def check_epoch(history: Sequence[dict], num_classes: int, health, early_stopping,
-                uniform_loss: Optional[float] = None) -> Verdict:
+                uniform_loss: Optional[float] = None, metric: str = "val_acc", chance: Optional[float] = None) -> Verdict:
     """Health flags and the stop decision after the last epoch of `history`.
 
     `health` is a HealthConfig, `early_stopping` an EarlyStoppingConfig, `uniform_loss` the loss of
-    a uniform prediction (for the divergence rule). Flags, in this order: at_chance, collapsed,
+    a uniform prediction (for the divergence rule), `metric` the task's score and `chance` what a
+    constant prediction scores on it (None: `chance_accuracy` of the row, for val_acc). Flags, in this order: at_chance, collapsed,
     vanishing_grad, exploding_grad, stalled; at_chance, collapsed and the gradient flags never stop a
     run. Order of precedence: diverged (stop at once) > stalled (stop when health.stop_on_stall) >
     early stop.
@@ -156,10 +161,11 @@ def check_epoch(history: Sequence[dict], num_classes: int, health, early_stoppin
     row = history[-1]
     epoch = row["epoch"]
     verdict = Verdict()
+    level = chance if chance is not None else chance_accuracy(row, num_classes)
     if health.enabled:
         if is_diverged(row, uniform_loss, health.divergence_factor):
-            return Verdict(stop=True, status="diverged", flags=[f"diverged@{epoch}"])
-        if at_chance(row, num_classes, health.stall_margin):
+            return Verdict(stop=True, status=Status.DIVERGED, flags=[f"diverged@{epoch}"])
+        if at_chance(row, level, health.stall_margin, metric):
             verdict.flags.append(f"at_chance@{epoch}")
         if is_collapsed(row, num_classes, health.collapse_unpredicted, health.collapse_top_share,
                         health.collapse_margin):
@@ -170,13 +176,13 @@ def check_epoch(history: Sequence[dict], num_classes: int, health, early_stoppin
         grad = row.get("grad_norm")
         if grad is not None and (not math.isfinite(grad) or grad > health.exploding_grad):
             verdict.flags.append(f"exploding_grad@{epoch}")
-        if is_stalled(history, num_classes, health.stall_epochs, health.stall_margin):
+        if is_stalled(history, level, health.stall_epochs, health.stall_margin, metric):
             verdict.flags.append(f"stalled@{epoch}")
             if health.stop_on_stall:
-                verdict.stop, verdict.status = True, "stalled"
+                verdict.stop, verdict.status = True, Status.STALLED
                 return verdict
     if early_stopping.enabled and should_stop_early(
         history, early_stopping.monitor, early_stopping.direction, early_stopping.patience, early_stopping.min_delta
     ):
-        verdict.stop, verdict.status = True, "early_stopped"
+        verdict.stop, verdict.status = True, Status.EARLY_STOPPED
     return verdict

@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.registry import Registry
-
-OPTIMIZERS = Registry("optimizer")
+from harness.registry import OPTIMIZERS
 
 
 def _fast(device_type: str) -> dict:

@@ -22,8 +22,8 @@ optimizer built in a process imports torch._dynamo, seconds.) A model that does 
 at larger square sizes to say how large its inputs must be.
 
 Where: the CPU, one build per distinct model (on 2 busy cores: s4_smallcnn ~0.01 s, resnet18 at
-32x32 ~0.2 s, a torchvision convnext_tiny ~1 s); the built-in datasets are not loaded (`input_spec`
-knows their shapes). A torchvision model of more than BIG_MODEL parameters is checked on PyTorch's
+32x32 ~0.2 s, a torchvision convnext_tiny ~1 s); datasets are not loaded (their shapes and classes
+are DATASETS metadata, `input_spec`). A torchvision model of more than BIG_MODEL parameters is checked on PyTorch's
 meta device instead (shapes only: no memory, no arithmetic), which costs a one-off ~2-4 s import of
 torch's meta kernels, and is retried on the CPU if only the meta device fails (an op without a meta
 kernel).
@@ -36,44 +36,17 @@ import re
 import warnings
 from typing import Any, Optional
 
-from harness.config import ConfigError, Trial
+import torch
 
-# Input shape and class count of each dataset, known without loading it.
-DATASET_SPECS = {
-    "digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
-    "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10), "emnist_letters": ((1, 28, 28), 26),
-}
-# Images in each dataset's training pool (split into train and val), for the split check.
-TRAIN_POOL = {"digits": 1438, "cifar10": 50_000, "cifar100": 50_000, "mnist": 60_000, "fashion_mnist": 60_000,
-              "emnist_letters": 124_800}
-MASK_CLASSES = 2  # segmentation datasets: background, foreground
+from harness.config import ConfigError, Trial
+from harness.data import dataset_spec, train_pool
+from harness.losses import create_loss
+from harness.models import TORCHVISION_PREFIX, count_params, create_model
+from harness.models.transfer import apply_transfer
+from harness.optimizers import param_groups
+
 LARGEST_PROBE = 1024  # the largest square input tried when a model does not fit
 BIG_MODEL = 50_000_000  # parameters: a torchvision model above this is checked on the meta device, not the CPU
-
-
-def input_spec(dataset) -> tuple[tuple[int, int, int], int]:
-    """(input shape C x H x W, number of classes) of a DatasetConfig, without loading built-in datasets."""
-    if dataset.name in DATASET_SPECS:
-        return DATASET_SPECS[dataset.name]
-    from harness.data import SEGMENTATION_DATASETS
-
-    if dataset.name == "synthetic":
-        return tuple(dataset.shape), dataset.num_classes
-    if dataset.name in SEGMENTATION_DATASETS:  # images are drawn or resized to dataset.shape
-        return tuple(dataset.shape), MASK_CLASSES
-    from harness.data import load_dataset
-
-    splits = load_dataset(dataset)  # a dataset registered elsewhere: its shape is what it holds
-    return tuple(splits.input_shape), splits.num_classes
-
-
-def train_pool(dataset) -> Optional[int]:
-    """How many images the training pool (train + val) of a DatasetConfig holds, where known without loading."""
-    if dataset.name in TRAIN_POOL:
-        return TRAIN_POOL[dataset.name]
-    if dataset.name in ("synthetic", "synthetic_shapes"):
-        return dataset.num_train + (dataset.num_val or 0)
-    return None
 
 
 class _Failure(Exception):
@@ -104,51 +77,37 @@ def _dims(shape) -> str:
 
 def _build(cfg, shape, classes: int, device: str, files: bool):
     """The run's model on `device` (pretrained weights off), with its transfer settings applied."""
-    import torch
-
-    from harness.models import create_model
-    from harness.models.transfer import apply_transfer
-    from harness.segmentation.models import SEG_MODELS, create_seg_model
-
     options = dict(cfg.model.options)
     if options.get("pretrained"):
         options["pretrained"] = False  # never download weights for a check: the shapes are the same
-    seg = cfg.model.arch in SEG_MODELS
     try:
         with torch.device(device):
-            make = create_seg_model if seg else create_model
-            model = make(cfg.model.arch, shape, classes, init=cfg.model.init, **options)
+            model = create_model(cfg.model.arch, shape, classes, init=cfg.model.init, **options)
     except Exception as err:  # noqa: BLE001 - whatever the factory raises is the user's answer
         named = [k for k in cfg.model.options if re.search(rf"\b{re.escape(k)}\b", str(err))]
         raise _Failure(f"model.{named[0]}" if named else "model.arch", _detail(err), err, "build") from None
-    if not seg:
+    if cfg.task == "classification":  # the schema allows init_from / finetune for classification only
         transfer = cfg.model if files else cfg.model.model_copy(update={"init_from": None})
         try:
             with torch.device(device):
                 apply_transfer(model, transfer)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - whatever a model or loss raises is reported as one line
             key = "model.init_from" if transfer.init_from and "init_from" in str(err) else "model.finetune"
             raise _Failure(key, _detail(err).removeprefix(key + ": "), err, "transfer") from None
     return model
 
 
 def _forward(model, shape, device: str):
-    import torch
-
     try:
         model.train()
         with torch.no_grad():
             return model(torch.zeros(2, *shape, device=device))
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - whatever a model or loss raises is reported as one line
         raise _Failure("model.arch", _detail(err), err, "model") from None
 
 
 def _check(cfg, shape, classes: int, device: str, files: bool, models: dict) -> None:
     """Build, forward, loss and optimizer groups for one run's config on `device`; raises _Failure."""
-    import torch
-
-    from harness.optimizers import param_groups
-
     seg = cfg.task == "segmentation"
     options = {**cfg.model.options, **({"pretrained": False} if cfg.model.options.get("pretrained") else {})}
     model_key = json.dumps([device, cfg.task, cfg.model.arch, cfg.model.init, options, cfg.model.finetune,
@@ -166,17 +125,12 @@ def _check(cfg, shape, classes: int, device: str, files: bool, models: dict) -> 
         raise _Failure("model.arch", str(err), err, "output")
 
     try:
-        if seg:
-            from harness.segmentation.losses import create_seg_loss
-
-            value = create_seg_loss(cfg.loss)(out, torch.zeros(2, 1, *shape[1:], dtype=torch.uint8, device=device))
-        else:
-            from harness.losses import create_loss
-
-            value = create_loss(cfg.loss)(out, torch.zeros(2, dtype=torch.long, device=device))
+        target = (torch.zeros(2, 1, *shape[1:], dtype=torch.uint8, device=device) if seg
+                  else torch.zeros(2, dtype=torch.long, device=device))
+        value = create_loss(cfg.loss)(out, target)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise ValueError(f"it gives {getattr(value, 'shape', value)}, not one number")
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - whatever a model or loss raises is reported as one line
         raise _Failure("loss.name", f"loss '{cfg.loss.name}' cannot take the output of {cfg.model.arch} "
                                     f"(shape {list(out.shape)}): {_detail(err)}", err, "loss") from None
 
@@ -186,7 +140,7 @@ def _check(cfg, shape, classes: int, device: str, files: bool, models: dict) -> 
         if not groups:
             raise ValueError("the model has no trainable parameters" +
                              (" outside its frozen layers" if cfg.model.finetune == "head" else ""))
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - whatever a model or loss raises is reported as one line
         key = "optimizer.group_lr" if "group_lr" in str(err) else "model.finetune"
         raise _Failure(key, f"optimizer '{cfg.optimizer.name}' cannot train {cfg.model.arch}: {_detail(err)}",
                        err, "optimizer") from None
@@ -237,8 +191,6 @@ def _message(failure: _Failure, cfg, shape, classes: int) -> str:
 def _device_for(cfg, shape, classes: int, cache: dict) -> str:
     """'meta' for a torchvision model of more than BIG_MODEL parameters (counted on the meta device, where
     building costs nothing), else 'cpu'."""
-    from harness.models import TORCHVISION_PREFIX, count_params
-
     if not cfg.model.arch.startswith(TORCHVISION_PREFIX):
         return "cpu"
     key = json.dumps([cfg.model.arch, cfg.model.options, shape, classes], sort_keys=True, default=str)
@@ -269,8 +221,6 @@ def check_trials(trials: list[Trial], where: str, *, files: bool = True) -> None
 
     `files`: also load `model.init_from` (off for --dry-run: a source sweep may not have run yet).
     """
-    import torch
-
     seen: set[str] = set()
     models: dict[str, Any] = {}
     devices: dict[str, str] = {}
@@ -279,7 +229,7 @@ def check_trials(trials: list[Trial], where: str, *, files: bool = True) -> None
         for trial in trials:
             cfg = trial.config
             try:
-                shape, classes = input_spec(cfg.dataset)
+                shape, classes = dataset_spec(cfg.dataset)
             except Exception as err:  # noqa: BLE001 - a registered dataset that cannot be read
                 raise ConfigError(f"{where}: dataset.name: dataset {cfg.dataset.name} could not be read to learn "
                                   f"its input shape: {_detail(err)} (in grid point {trial.trial_id})") from None

@@ -8,7 +8,8 @@ cannot change a trial's result (where the data lives, resources, the tuner). A m
 unless the user says what to do: `--rerun-changed` runs those trials again with the file's config,
 `--keep-changed` keeps their results as they are. Failed trials run again with `--retry-failed`.
 
-    plan = plan_resume(trials, finished_configs, checkpoint_configs, retry_failed=False, on_change=None)
+    plan = plan_resume(trials, stored_configs(results_dir), checkpoint_configs(results_dir),
+                       retry_failed=False, on_change=None)
     plan.pending  # the trials to run; plan.forget: their old rows to drop first
 """
 
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Optional
 
+from harness import store
 from harness.config import ConfigError, Trial, flatten
+from harness.vocabulary import Status
 
 # Keys that do not change what a trial computes: where the files are, how a trial is scheduled.
 IGNORED = ("description", "dataset.data_dir", "dataset.download", "train.checkpoint", "train.save_model",
@@ -83,7 +87,7 @@ def plan_resume(trials: list[Trial], finished: dict[str, tuple[str, Optional[dic
         if changed_ckpt:
             parts.append(_describe(changed_ckpt, "interrupted trial(s)' checkpoints"))
         raise ConfigError(f"{where}: " + "; ".join(parts) + ": --rerun-changed runs them again with the file's "
-                          f"config, --keep-changed keeps what they have")
+                          "config, --keep-changed keeps what they have")
     plan = ResumePlan(pending=[])
     for t in trials:
         status = finished.get(t.trial_id, (None, None))[0]
@@ -92,7 +96,7 @@ def plan_resume(trials: list[Trial], finished: dict[str, tuple[str, Optional[dic
             plan.pending.append(t)
             if rerun:
                 plan.discard_checkpoints.append(t.trial_id)
-        elif rerun or (status == "failed" and retry_failed):
+        elif rerun or (status == Status.FAILED and retry_failed):
             plan.pending.append(t)
             plan.forget.append(t.trial_id)
             if rerun:
@@ -100,3 +104,25 @@ def plan_resume(trials: list[Trial], finished: dict[str, tuple[str, Optional[dic
         else:
             plan.kept += 1
     return plan
+
+
+def stored_configs(results_dir: Path) -> dict[str, tuple[str, Optional[dict]]]:
+    """Each finished trial's status and the config it ran with (None where none was stored)."""
+    rows = store.read_table(results_dir, "trials")
+    out = {}
+    for tid, status, config in zip(rows["trial_id"], rows["status"],
+                                   rows["config"] if "config" in rows else [None] * len(rows)):
+        if status in store.FINISHED:
+            out[tid] = (status, json.loads(config) if isinstance(config, str) and config else None)
+    return out
+
+
+def checkpoint_configs(results_dir: Path) -> dict[str, Optional[dict]]:
+    """The config each interrupted trial's checkpoint was made with (checkpoints/<trial_id>/config.json)."""
+    out = {}
+    for path in sorted((results_dir / "checkpoints").glob("*/config.json")):
+        try:
+            out[path.parent.name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            out[path.parent.name] = None
+    return out

@@ -7,13 +7,15 @@ then `python -m harness.sweep --address ... --resume` against it, so a requeued 
 skips every finished trial. With --array N instead: N array tasks, task i running its own Ray on
 its node(s) for the trials with index % N == i (`--shard i/N`), all writing to the same results
 folder, then one small job (after the array) writing the merged report. The script is rendered
-from slurm/ray-sweep.sbatch into results/<sweep>/slurm/, and its log goes next to it.
+from harness/templates/ray-sweep.sbatch (package data: in a wheel too) into results/<sweep>/slurm/, and its
+log goes next to it.
 Ray's ports and temp dir are derived from the job id, so two jobs sharing a node never collide.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import re
 import shlex
 import shutil
@@ -25,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "slurm" / "ray-sweep.sbatch"
+from harness import files
+from harness.config import ConfigError, load_sweep
+
+TEMPLATE = importlib.resources.files("harness") / "templates" / "ray-sweep.sbatch"
 TIME_FORMAT = re.compile(r"\d+|\d+:\d\d|\d+:\d\d:\d\d|\d+-\d+|\d+-\d+:\d\d|\d+-\d+:\d\d:\d\d")
 MEM_FORMAT = re.compile(r"\d+[KMGT]?")
 
@@ -129,8 +134,9 @@ def sweep_args(job: Job) -> str:
     return text
 
 
-def render_script(job: Job, template: str | Path = TEMPLATE) -> str:
-    """The sbatch script for `job`: the template with its {{placeholders}} filled in (pure)."""
+def render_script(job: Job, template: str | Path | importlib.resources.abc.Traversable = TEMPLATE) -> str:
+    """The sbatch script for `job`: the template (a file, or package data) with its {{placeholders}}
+    filled in (pure)."""
     ray_args = shlex.split(job.ray_args)
     values = {
         "sbatch": "\n".join(sbatch_lines(job)),
@@ -144,7 +150,7 @@ def render_script(job: Job, template: str | Path = TEMPLATE) -> str:
         "join_timeout": str(job.join_timeout),
         "sweep_args": sweep_args(job),
     }
-    text = Path(template).read_text()
+    text = (Path(template) if isinstance(template, str) else template).read_text()
 
     def fill(match: re.Match) -> str:
         if match.group(1) not in values:
@@ -206,7 +212,7 @@ def wait_for_nodes(address: str, nodes: int, timeout: float = 300.0, steps: str 
     while not _port_open(host, int(port)):  # ray.init on a head that is not up yet hangs for minutes
         check(f"waiting for the Ray head at {address}")
         time.sleep(1)
-    import ray
+    import ray  # here, inside the job only: rendering and submitting a script never needs Ray
 
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     try:
@@ -260,8 +266,6 @@ def fail(message: str) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    from harness.config import ConfigError, load_sweep
-
     try:
         sweep = load_sweep(args.sweep, args.overrides)
     except ConfigError as err:
@@ -288,7 +292,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         job.array = len(sweep.trials)
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
-    job.script_path.write_text(render_script(job))
+    files.write_text(job.script_path, render_script(job))
     job.script_path.chmod(0o755)
     what = f"{job.array} array task(s) of " if job.array else ""
     what += f"{job.nodes} node(s) x {job.gpus_per_node} GPU(s), {len(sweep.trials)} trial(s)"

@@ -21,7 +21,7 @@ def write_sweep(tmp_path):
     return write
 
 
-from readme_blocks import REPO, readme_block  # noqa: E402
+from readme_blocks import REPO, readme_block  # noqa: E402 - after the fixtures above, as pytest imports conftest
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ module found through PYTHONPATH.
 from __future__ import annotations
 
 import pickle
-import struct
 import string
+import struct
 from pathlib import Path
 
 import numpy as np

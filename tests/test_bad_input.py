@@ -3,7 +3,7 @@
 Every malformed sweep file, `--set` flag or command-line flag below makes `python -m harness.sweep F`,
 `python -m harness.sweep F --dry-run` and `python -m harness.trial F` exit 2 with exactly one line on
 stderr, `error: <file or --set or flag>: <key>: <what is wrong>...`, before any trial starts. The
-table runs in-process (harness.sweep.main / harness.trial.main with capsys, training and Ray
+table runs in-process (harness.sweep.cli.main / harness.trial.main with capsys, training and Ray
 stubbed out so that a case that wrongly passes fails fast); a few real subprocess runs prove that
 nothing else reaches the terminal.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import harness.sweep
+import harness.sweep.cli
 import harness.trial
 from harness.models.options import describe, option_types
 
@@ -155,7 +155,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("bad input reached training")
 
-    monkeypatch.setattr(harness.sweep, "run_on_tune", refuse)
+    monkeypatch.setattr(harness.sweep.cli, "run_on_tune", refuse)
     monkeypatch.setattr(harness.trial, "make_accelerator", refuse)
 
 
@@ -166,10 +166,10 @@ def test_bad_input_exits_2_with_one_line(content, args, key, where, modes, text,
     where = str(path) if where == FILE else where
     for mode in modes:
         if mode == "trial":
-            run = lambda: harness.trial.main([str(path), "--results-dir", str(tmp_path / "r"), *args])  # noqa: E731
+            run = lambda: harness.trial.main([str(path), "--results-dir", str(tmp_path / "r"), *args])  # noqa: E731 - a one-line function, named where it is used
         else:
             extra = ["--dry-run"] if mode == "dry-run" else ["--results-dir", str(tmp_path / "r"), "--no-report"]
-            run = lambda: harness.sweep.main([str(path), *extra, *args])  # noqa: E731
+            run = lambda: harness.sweep.cli.main([str(path), *extra, *args])  # noqa: E731 - a one-line function, named where it is used
         try:
             code = run()
         except SystemExit as exit:  # argparse
@@ -196,7 +196,7 @@ def test_what_fits_passes_the_preflight(tmp_path, capsys):
     path = tmp_path / "ok.yaml"
     path.write_text("name: ok\ngrid:\n  - {model.arch: [s0_cnn, s4_smallcnn, cnn_emnist]}\n"
                     "  - {model.arch: [mlp], model.widths: [[], [8, 8]], model.dropout: [0, 0.5]}\n")
-    assert harness.sweep.main([str(path), "--dry-run"]) == 0, capsys.readouterr().err
+    assert harness.sweep.cli.main([str(path), "--dry-run"]) == 0, capsys.readouterr().err
     assert "7 trials" in capsys.readouterr().out
 
 

@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from harness import bench
+from harness.bench import cli, schedule
+from harness.report.tables import DASH
 
 SMALL = dict(arch="s0_mlp", precision="no", batch_size=64, n_images=512)
 
 
-@pytest.mark.parametrize("measure", [bench.trial_loop_epoch, bench.bare_loop_epoch, bench.seeds_pipeline_epoch])
+@pytest.mark.parametrize("measure", [bench.trial_loop_epoch, bench.bare_loop_epoch, bench.torchvision_pipeline_epoch])
 def test_each_contender_returns_images_per_second(measure):
     rate = measure(**SMALL)
     assert math.isfinite(rate) and rate > 0
@@ -24,16 +26,16 @@ def test_trial_loop_options_and_a_cnn():
                                   warmup_steps=1) > 0
 
 
-def test_seeds_pipeline_reads_the_fixture_as_torchvision_cifar10():
+def test_torchvision_pipeline_reads_the_fixture_as_torchvision_cifar10():
     x, y = bench.cifar_like(100)
-    ds = bench.seeds_dataset(100)
+    ds = bench.torchvision_dataset(100)
     assert len(ds) == 100 and ds.classes[3] == "class_3"
     assert torch.equal(torch.from_numpy(ds.data[7]).permute(2, 0, 1), x[7]) and ds.targets[7] == int(y[7])
 
 
-def test_seeds_pipeline_needs_images_left_after_warm_up():
+def test_torchvision_pipeline_needs_images_left_after_warm_up():
     with pytest.raises(ValueError, match="warm-up"):
-        bench.make_seeds_pipeline("s0_mlp", n_images=128, batch_size=64)
+        bench.make_torchvision_pipeline("s0_mlp", n_images=128, batch_size=64)
 
 
 def test_training_flops_of_the_s0_mlp_are_counted_exactly():
@@ -52,10 +54,11 @@ def test_parquet_roundtrip_reads_back_every_row():
 
 def test_comparison_medians_and_ratios():
     c = bench.Comparison("s0_mlp", "no", 128, 1024, {"trial": [9.0, 10.0, 30.0], "bare": [10.0, 11.0, 12.0]})
-    assert c.median("trial") == 10.0 and c.ratio("trial", "bare") == pytest.approx(10 / 11)  # round by round: 0.9, 0.91, 2.5
-    assert math.isnan(c.median("seeds"))
+    # round by round: 0.9, 0.91, 2.5
+    assert c.median("trial") == 10.0 and c.ratio("trial", "bare") == pytest.approx(10 / 11)
+    assert math.isnan(c.median("torchvision"))
     row = bench.table_row(c, torch.device("cpu"))
-    assert len(row) == len(bench.COLUMNS) and row[6] == "0.91x" and row[7] == "-" and row[-1] == "-"
+    assert len(row) == len(bench.COLUMNS) and row[6] == "0.91x" and row[7] == DASH and row[-1] == DASH
 
 
 def test_medians_leave_out_rounds_disturbed_by_other_processes():
@@ -79,8 +82,8 @@ def test_compare_runs_rounds_side_by_side():
 
 
 def test_compare_alternates_trial_and_bare_on_parts_of_a_round(monkeypatch):
-    """Trial and bare take turns on parts of the round's images (t b b t ...), the seeds' pipeline runs one
-    whole epoch before them or after them in turn; a round's rate is images over seconds (harmonic mean)."""
+    """Trial and bare take turns on parts of the round's images (t b b t ...), the torchvision pipeline runs
+    one whole epoch before them or after them in turn; a round's rate is images over seconds (harmonic mean)."""
     calls, built = [], {}
 
     def maker(name, rates):
@@ -95,19 +98,19 @@ def test_compare_alternates_trial_and_bare_on_parts_of_a_round(monkeypatch):
 
         return make
 
-    monkeypatch.setattr(bench, "MAKERS", {"trial": maker("trial", [1.0, 3.0]), "bare": maker("bare", [2.0]),
-                                          "seeds": maker("seeds", [5.0])})
-    c = bench.compare("s0_mlp", "no", 64, 512, rounds=2, parts=4, contenders=("trial", "bare", "seeds"),
+    monkeypatch.setattr(schedule, "MAKERS", {"trial": maker("trial", [1.0, 3.0]), "bare": maker("bare", [2.0]),
+                                             "torchvision": maker("torchvision", [5.0])})
+    c = bench.compare("s0_mlp", "no", 64, 512, rounds=2, parts=4, contenders=("trial", "bare", "torchvision"),
                       threads=1, max_busy=1.0)
     turns = ["trial", "bare", "bare", "trial"] * 2
-    assert calls == ["seeds"] + turns + turns + ["seeds"]
-    assert built == {"trial": 128, "bare": 128, "seeds": 512} and c.images == 512
-    assert c.rates == {"trial": [1.5, 1.5], "bare": [2.0, 2.0], "seeds": [5.0, 5.0]}  # 4 / (1 + 1/3 + 1 + 1/3)
+    assert calls == ["torchvision"] + turns + turns + ["torchvision"]
+    assert built == {"trial": 128, "bare": 128, "torchvision": 512} and c.images == 512
+    assert c.rates == {"trial": [1.5, 1.5], "bare": [2.0, 2.0], "torchvision": [5.0, 5.0]}  # 4 / (1 + 1/3 + 1 + 1/3)
     assert c.ratio("trial", "bare") == 0.75
 
 
 def test_cli_prints_the_table(capsys):
-    assert bench.main(["--arch", "s0_mlp", "s4_smallcnn", "--images", "512", "--batch", "64", "--rounds", "1",
+    assert cli.main(["--arch", "s0_mlp", "s4_smallcnn", "--images", "512", "--batch", "64", "--rounds", "1",
                        "--threads", "1"]) == 0
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("|")]
@@ -120,5 +123,10 @@ def test_cli_prints_the_table(capsys):
 
 
 def test_cli_rejects_an_unknown_model(capsys):
-    assert bench.main(["--arch", "no_such_net"]) == 2
+    assert cli.main(["--arch", "no_such_net"]) == 2
     assert "unknown --arch no_such_net" in capsys.readouterr().err
+
+
+def test_the_old_no_seeds_flag_still_leaves_out_the_torchvision_pipeline():
+    assert cli.build_parser().parse_args(["--no-seeds"]).no_torchvision
+    assert cli.build_parser().parse_args(["--no-torchvision"]).no_torchvision

@@ -31,7 +31,7 @@ def test_grid_is_cartesian_product_times_seeds_in_stable_order():
         "activation=gelu-lr=0.01-seed=0", "activation=gelu-lr=0.01-seed=1",
     ]
     t = s.trials[5]
-    assert t.params == {"model.activation": "gelu", "optimizer.lr": 0.1, "seed": 1}
+    assert t.point == {"model.activation": "gelu", "optimizer.lr": 0.1, "seed": 1}
     assert (t.config.model.activation, t.config.optimizer.lr, t.config.seed) == ("gelu", 0.1, 1)
     assert t.config.model.options == {"widths": [32], "activation": "gelu"}
 

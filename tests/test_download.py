@@ -4,8 +4,8 @@ with download on against a real HTTP server on localhost (torchvision's own down
 
 import gzip
 import hashlib
-import json
 import http.server
+import json
 import subprocess
 import sys
 import threading

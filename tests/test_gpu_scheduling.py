@@ -6,8 +6,8 @@ here, so the trials then train on the CPU (and data-parallel ones over gloo, not
 import pytest
 
 from harness import store
-from harness.sweep import init_ray
-from harness.sweep import main as sweep_main
+from harness.sweep.cli import main as sweep_main
+from harness.sweep.tune import init_ray
 
 SWEEP = """
 name: {name}

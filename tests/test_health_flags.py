@@ -22,6 +22,8 @@ import yaml
 
 from harness import store
 from harness.config import load_sweep
+from harness.data import load_dataset
+from harness.tasks.segmentation import Segmentation
 from harness.trial import main as trial_main
 from harness.trial import run_trial
 
@@ -151,12 +153,17 @@ def test_healthy_runs_of_the_seed_sweep_files_raise_no_flags(tmp_path, monkeypat
 
 def test_segmentation_rows_are_judged_without_the_classification_fields():
     """s4_segmentation (small): its rows have no val_largest_class_share / val_classes_never_predicted, so
-    `collapsed` is not judged, and at_chance keeps 1/classes (pixel accuracy <= 0.55)."""
+    `collapsed` is not judged, and at_chance compares IoU with the task's chance: the IoU of predicting
+    every pixel foreground (the foreground's share of the validation pixels)."""
     sweep = load_sweep(SWEEPS / "s4_segmentation.yaml", ["seeds=[0]", "dataset.num_train=96", "dataset.num_test=32",
                                                          "dataset.shape=[3, 32, 32]", "train.epochs=1"])
-    out = run_trial(sweep.trials[0].config, sweep.trials[0].trial_id)
+    cfg = sweep.trials[0].config
+    out = run_trial(cfg, sweep.trials[0].trial_id)
     assert out.status == "completed", out.row.get("error")
     r = out.epochs[0]
     assert "val_classes_never_predicted" not in r and "val_largest_class_share" not in r
-    assert watched(r["flags"]) == ([] if r["val_acc"] > 0.55 else ["at_chance@1"])
+    masks = load_dataset(cfg.dataset).val_y
+    chance = float(masks.float().mean())  # what an all-foreground mask scores in IoU
+    assert Segmentation(cfg).chance(load_dataset(cfg.dataset)) == pytest.approx(chance)
+    assert watched(r["flags"]) == ([] if r["val_iou"] > chance + cfg.health.stall_margin else ["at_chance@1"])
     assert math.isfinite(r["val_top_class_share"])

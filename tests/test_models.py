@@ -10,9 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-import harness.models.tv as tv
+import harness.models.pretrained as pretrained
+import harness.models.torchvision_models as tv
 from harness.models import (
-    INITS, MODELS, UnknownName, WeightsUnavailable, count_params, create_model, model_options, replace_activations,
+    INITS,
+    MODELS,
+    UnknownName,
+    WeightsUnavailable,
+    count_params,
+    create_model,
+    model_options,
+    replace_activations,
 )
 from harness.models.activations import ACTIVATION_TYPES
 
@@ -61,8 +69,13 @@ def activations(model):
     return [m for m in model.modules() if isinstance(m, ACTIVATION_TYPES)]
 
 
+def shipped(**where) -> list[str]:
+    """The models the harness ships (tests may register their own, e.g. tests/test_registry.py)."""
+    return [n for n in MODELS.names(**where) if MODELS.get(n).__module__.startswith("harness.")]
+
+
 def test_every_registered_model_is_covered():
-    assert sorted(SHAPES) == MODELS.names() == sorted(PARAMS)
+    assert sorted(SHAPES) == shipped(task="classification") == sorted(PARAMS)
 
 
 @pytest.mark.parametrize("arch", sorted(PARAMS))
@@ -104,10 +117,10 @@ def test_default_activations():
 
 
 def test_options_are_plain_keywords():
-    for arch in MODELS:
+    for arch in shipped():
         params = inspect.signature(MODELS.get(arch)).parameters.values()
         assert not any(p.kind is p.VAR_KEYWORD for p in params), arch
-        assert "activation" in model_options(arch)
+        assert ("activation" in model_options(arch)) == (MODELS.meta(arch)["task"] == "classification"), arch
     assert list(model_options("s0_vgg16_transfer")) == ["activation", "pretrained", "freeze_below"]
     assert list(model_options("torchvision:resnet18")) == ["activation", "pretrained"]
 
@@ -236,7 +249,7 @@ def test_unknown_torchvision_model_suggests_the_close_name():
 
 def test_stem_without_conv_is_a_clear_error():
     with pytest.raises(ValueError, match="has no Conv2d stem"):
-        tv.set_input_channels(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), 1)
+        pretrained.set_input_channels(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), 1)
 
 
 # ------------------------------------------------------------------------- activations and inits

@@ -3,8 +3,16 @@
 import math
 
 from harness.config import EarlyStoppingConfig, HealthConfig
-from harness.monitor import (at_chance, best_epoch, chance_accuracy, check_epoch, generalization_gap, is_collapsed,
-                             overfit_epoch, should_stop_early)
+from harness.monitor import (
+    at_chance,
+    best_epoch,
+    chance_accuracy,
+    check_epoch,
+    generalization_gap,
+    is_collapsed,
+    overfit_epoch,
+    should_stop_early,
+)
 
 
 def hist(train, val, acc=None):
@@ -123,9 +131,12 @@ def test_chance_is_what_a_constant_prediction_scores():
     assert chance_accuracy(row(largest=0.125), 10) == 0.125
     assert chance_accuracy(row(), 10) == 0.1  # no field (segmentation, older rows): 1/classes
     assert chance_accuracy(row(largest=math.nan), 4) == 0.25  # nothing evaluated
-    assert at_chance(row(acc=0.175, largest=0.125), 10, 0.05)
-    assert not at_chance(row(acc=0.176, largest=0.125), 10, 0.05)
-    assert not at_chance(row(acc=0.16), 10, 0.05)
+    assert at_chance(row(acc=0.175), 0.125, 0.05)
+    assert not at_chance(row(acc=0.176), 0.125, 0.05)
+    assert not at_chance(row(acc=0.16), 0.1, 0.05)
+    assert at_chance({"val_iou": 0.2}, 0.15, 0.05, metric="val_iou")  # the task's score, against the task's chance
+    assert not at_chance({"val_iou": 0.2001}, 0.15, 0.05, metric="val_iou")
+    assert not at_chance({"val_iou": math.nan}, 0.15, 0.05, metric="val_iou")  # nothing evaluated: not judged
 
 
 def test_collapse_thresholds_exactly():

@@ -2,7 +2,6 @@
 Parquet tables with every trial completed or early-stopped, and the report lands."""
 
 from harness import store
-
 from readme_blocks import readme_block
 
 

@@ -11,7 +11,7 @@ try:
 except ImportError:  # tests/ as a package
     from tests.report_fixtures import DEVICE, IMAGES_PER_SEC, build_fake_sweep
 
-from harness.report.devices import find_device, peak_tflops
+from harness.perf import find_device, peak_tflops
 from harness.report.diagnosis import diagnosis_tables, generalization_gap, health, overfitting
 from harness.report.flops import input_spec, train_flops_per_image
 from harness.report.results import Results, load_results

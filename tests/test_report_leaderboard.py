@@ -8,7 +8,7 @@ import pytest
 try:
     from report_fixtures import board, build_fake_sweep, results  # noqa: F401 - board, results: shared fixtures
 except ImportError:  # tests/ as a package
-    from tests.report_fixtures import board, build_fake_sweep, results  # noqa: F401
+    from tests.report_fixtures import board, build_fake_sweep, results  # noqa: F401 - fixtures pytest finds by name
 
 from harness.report.compare import compare
 from harness.report.leaderboard import best_trial, leaderboard

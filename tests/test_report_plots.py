@@ -2,13 +2,12 @@
 
 from pathlib import Path
 
-import pytest
 from matplotlib.image import imread
 
 try:
     from report_fixtures import board, build_fake_sweep, results  # noqa: F401 - board, results: shared fixtures
 except ImportError:  # tests/ as a package
-    from tests.report_fixtures import board, build_fake_sweep, results  # noqa: F401
+    from tests.report_fixtures import board, build_fake_sweep, results  # noqa: F401 - fixtures pytest finds by name
 
 from harness.report import plots
 from harness.report.compare import compare

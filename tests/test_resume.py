@@ -9,8 +9,8 @@ import yaml
 from harness import store
 from harness.config import build_sweep
 from harness.resume import config_changes, plan_resume
-from harness.sweep import init_ray, run_with_retries
-from harness.sweep import main as sweep_main
+from harness.sweep.cli import main as sweep_main
+from harness.sweep.tune import init_ray, run_with_retries
 
 try:
     from fixtures_data import write_mnist

@@ -11,8 +11,8 @@ import yaml
 
 from harness import store
 from harness.config import ConfigError, build_sweep, grid_size, load_sweep
-from harness.sweep import main as sweep_main
-from harness.sweep import random_subset, smoke_overrides, smoke_trials
+from harness.sweep.cli import main as sweep_main
+from harness.sweep.select import random_subset, smoke_overrides, smoke_trials
 
 try:
     from fixtures_data import write_all_datasets, write_trust_cifar_hook
@@ -47,7 +47,7 @@ def test_a_list_of_grids_is_the_union_of_their_products_in_order():
     assert staged.scheduler.name == "staged" and staged.train.epochs == 3  # the stages' sum
     assert (plain.model.arch, plain.optimizer.name, plain.scheduler.name, plain.train.epochs) == (
         "mlp", "adam", "none", 10)
-    assert s.trials[2].params == {"model.activation": "relu", "optimizer.lr": 0.1, "seed": 0}
+    assert s.trials[2].point == {"model.activation": "relu", "optimizer.lr": 0.1, "seed": 0}
     assert grid_size(s.grids, s.seeds) == len(s.trials) == 10
 
 
@@ -145,7 +145,7 @@ def write_fake_vgg16_weights(torch_home: Path) -> Path:
     offline (a cached file is not re-checked; the VGG16 transfer model reads only `features.*`)."""
     from torchvision.models import VGG16_Weights
 
-    from harness.models.tv import vgg_features
+    from harness.models.torchvision_models import vgg_features
 
     path = torch_home / "hub" / "checkpoints" / os.path.basename(VGG16_Weights.IMAGENET1K_V1.url)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,11 @@
-"""harness.step: the shared optimization step's gradient norm, on exact values."""
+"""harness.engine.step: the shared optimization step's gradient norm, on exact values."""
 
 import math
 
 import pytest
 import torch
 
-from harness.step import Stepper, grad_norm, smallest_layer_grad_norm
+from harness.engine.step import Stepper, grad_norm, smallest_layer_grad_norm
 
 
 def test_grad_norm_is_the_global_l2_norm_including_channels_last():

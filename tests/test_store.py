@@ -59,7 +59,7 @@ def epoch_row(tid, epoch, train_loss, val_loss, train_acc, val_acc):
 
 def base_row(tid):
     t = TRIALS[tid]
-    return {"trial_id": tid, "sweep": "mixed", "point": json.dumps(t.params, sort_keys=True), "device": "cpu",
+    return {"trial_id": tid, "sweep": "mixed", "point": json.dumps(t.point, sort_keys=True), "device": "cpu",
             "precision": "no", "cuda_visible_devices": None, "attempt": 1, "world_size": 1, "torch_version": "2.5.0",
             "config": t.config.model_dump_json(), "started_at": "2025-01-01T00:00:00+00:00", **t.config.flat()}
 
@@ -94,7 +94,7 @@ def build_mixed(results):
     t = TRIALS[PRUNED]
     store.write_part(results, "trials", PRUNED, [{
         "trial_id": PRUNED, "sweep": "mixed", "status": "early_stopped", "error": None, "epochs_run": 1,
-        "point": json.dumps(t.params, sort_keys=True), "stopped_by": "scheduler", "config": t.config.model_dump_json(),
+        "point": json.dumps(t.point, sort_keys=True), "stopped_by": "scheduler", "config": t.config.model_dump_json(),
         **t.config.flat(), "best_val_acc": 0.48, "best_val_loss": 1.25, "best_epoch": 1}])
     nan = math.nan
     write_finished(results, DIVERGED, "diverged", [epoch_row(DIVERGED, 1, 1.3, 1.4, 0.4, 0.38),
@@ -205,7 +205,7 @@ def test_compact_forget_and_rerun_never_show_a_trial_twice(tmp_path):
     # a real trial run again in place (run_trial forgets its compacted rows itself): still once everywhere
     tid = CLEAN[1]
     for attempt in (1, 2):
-        out = run_trial(TRIALS[tid].config, tid, results, TRIALS[tid].params)
+        out = run_trial(TRIALS[tid].config, tid, results, TRIALS[tid].point)
         assert out.status == "completed"
         real = {"trials": 6, "epochs": more["epochs"] - 2 + len(out.epochs), "classes": more["classes"],
                 "confusion": more["confusion"] - 2 * NUM_CLASSES + len(out.confusion)}  # the fake rows' counts out
@@ -219,7 +219,7 @@ def test_compact_forget_and_rerun_never_show_a_trial_twice(tmp_path):
 def test_an_interrupted_compaction_loses_and_duplicates_nothing(tmp_path):
     results = build_mixed(tmp_path / "mixed")
     folder = store.table_dir(results, "epochs")
-    hidden = lambda tid: store.taken_path(results, "epochs", tid)  # noqa: E731
+    hidden = lambda tid: store.taken_path(results, "epochs", tid)  # noqa: E731 - a one-line function, named where it is used
     hidden(FAILED).parent.mkdir(parents=True)
 
     # crash after taking the parts, before the compacted file was replaced: they are out of the folder, not lost
@@ -286,7 +286,7 @@ def test_harness_trial_cli_writes_the_sweeps_schema(tmp_path):
     sweep = tmp_path / "mixed.yaml"
     sweep.write_text(yaml.safe_dump(SWEEP, sort_keys=False))
     results = tmp_path / "res" / "mixed"
-    first = run_trial(TRIALS[DIVERGED].config, DIVERGED, results, TRIALS[DIVERGED].params)  # dropout 0: an int
+    first = run_trial(TRIALS[DIVERGED].config, DIVERGED, results, TRIALS[DIVERGED].point)  # dropout 0: an int
     assert first.status in ("completed", "diverged")
     assert store.table_schema(results, "trials").field("model.dropout").type == pa.int64()
     schema = store.write_schema(results, [t.config for t in TRIALS.values()])

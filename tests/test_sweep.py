@@ -11,7 +11,7 @@ import pytest
 
 from harness import store
 from harness.config import build_sweep
-from harness.sweep import parse_shard, random_subset, shard, smoke_trials
+from harness.sweep.select import parse_shard, random_subset, shard, smoke_trials
 
 SWEEP = """
 name: {name}
@@ -66,7 +66,7 @@ def test_failing_trial_is_recorded_and_the_sweep_exits_1(tmp_path, write_sweep):
     # dataset.name cifar10 with no files and no download: each trial raises DatasetUnavailable;
     # only one grid point uses it, the others train
     path = write_sweep(SWEEP.format(name="fails", epochs=1, lrs="[0.01]").replace("seeds: [0, 1]", "seeds: [0]")
-                       + f"  dataset.name: [synthetic, cifar10]\n")
+                       + "  dataset.name: [synthetic, cifar10]\n")
     proc = subprocess.run(sweep_cmd(path, tmp_path, "--set", f"dataset.data_dir={tmp_path / 'nodata'}",
                                     "--set", "dataset.download=false"),
                           capture_output=True, text=True, timeout=600)
@@ -127,7 +127,7 @@ def test_shards_random_search_and_smoke_selection_are_pure():
     with pytest.raises(Exception, match="I must be in 0..N-1"):
         parse_shard("3/3")
     picked = random_subset(trials, 2, [0, 1], seed=0)
-    assert len(picked) == 4 and len({t.params["optimizer.lr"] for t in picked}) == 2  # 2 points x 2 seeds
+    assert len(picked) == 4 and len({t.point["optimizer.lr"] for t in picked}) == 2  # 2 points x 2 seeds
     assert [t.trial_id for t in smoke_trials(trials, 4)] == [ids[0], ids[2], ids[3], ids[5]]
 
 
@@ -146,7 +146,7 @@ def test_asha_prunes_trials_and_every_trial_still_gets_a_row(tmp_path, write_swe
 def test_progress_line_counts_and_best_so_far():
     import io
 
-    from harness.sweep import Progress
+    from harness.sweep.progress import Progress
 
     out = io.StringIO()
     p = Progress(4, "val_acc", out)

@@ -7,8 +7,7 @@ from torch import nn
 
 from harness.config import ConfigError, build_sweep
 from harness.models import create_model
-from harness.models.transfer import (apply_transfer, freeze_all_but_head, head_module, head_parameters,
-                                     load_transferred)
+from harness.models.transfer import apply_transfer, freeze_all_but_head, head_module, head_parameters, load_transferred
 from harness.optimizers import create_optimizer
 from harness.trial import run_trial
 

@@ -171,13 +171,15 @@ def test_two_process_data_parallel_matches_one_process_at_the_global_batch(tmp_p
 
 
 def test_train_epoch_sums_match_each_step_by_hand():
-    """train_epoch's device sums [loss x n, correct, images, grad norm, steps] equal the per-step values
-    computed by hand on the same model (lr 0: the weights do not move between steps)."""
+    """train_epoch's device sums [loss x n, grad norm, samples, steps, *counts] equal the per-step values
+    computed by hand on the same model (lr 0: the weights do not move between steps); the classification
+    task's counts are the confusion matrix."""
     import torch
 
     from harness.config import LossConfig
     from harness.data import DeviceBatches
     from harness.losses import create_loss
+    from harness.tasks.classification import Classification
     from harness.trial import make_accelerator, train_epoch
 
     images = torch.randint(0, 256, (20, 1, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
@@ -188,20 +190,26 @@ def test_train_epoch_sums_match_each_step_by_hand():
     accelerator = make_accelerator("no")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     loss_fn = create_loss(LossConfig(name="cross_entropy"))
-    sums, layer_min, _ = train_epoch(model, batches, optimizer, loss_fn, accelerator)
+    task = Classification(None)
+    task.num_classes, task.num_counts = 3, 9
+    sums, layer_min, _ = train_epoch(model, batches, optimizer, loss_fn, accelerator, count=task.counts, num_counts=9)
 
-    expected = torch.zeros(5, dtype=torch.float64)
+    expected = torch.zeros(4 + 9, dtype=torch.float64)
     for x, y in batches:
         model.zero_grad()
         logits = model(x)
         loss = torch.nn.functional.cross_entropy(logits, y)
         loss.backward()
         norm = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
-        expected += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y), norm.item(), 1],
-                                 dtype=torch.float64)
-    assert sums.dtype == torch.float64 and sums[2].item() == 20 and sums[4].item() == 3
+        expected[:4] += torch.tensor([loss.item() * len(y), norm.item(), len(y), 1], dtype=torch.float64)
+        for t, p in zip(y.tolist(), logits.argmax(1).tolist()):
+            expected[4 + 3 * t + p] += 1
+    assert sums.dtype == torch.float64 and sums[2].item() == 20 and sums[3].item() == 3
     assert torch.allclose(sums, expected, rtol=1e-6)
+    assert task.scores(sums[4:])["acc"] == expected[[4, 8, 12]].sum().item() / 20
     assert layer_min.item() == pytest.approx(model[1].weight.grad.norm().item(), rel=1e-6)  # the last step's
+    # without a task's counts (harness.bench times it so): [loss x n, grad norm, samples, steps]
+    assert torch.allclose(train_epoch(model, batches, optimizer, loss_fn, accelerator)[0], expected[:4], rtol=1e-6)
 
 
 def test_fp16_on_the_cpu_records_the_precision_that_ran(tmp_path, write_sweep, capsys):

@@ -1,6 +1,7 @@
 """Device-resident batching: `DeviceBatches` holds one split on the device as uint8 and yields
 normalized float batches, with shuffling, rank sharding and augmentation all done by tensor ops there.
-`SplitBatches` is what it shares with segmentation's MaskBatches (epoch order, normalization).
+`MaskBatches` does the same for segmentation (images and uint8 masks); `SplitBatches` is what the two
+share (epoch order, normalization).
 
     train = DeviceBatches(splits.train_x, splits.train_y, 128, device=dev, shuffle=True,
                           augment="standard", normalize="imagenet", seed=seed, rank=rank, world_size=ws)
@@ -28,11 +29,17 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
+from harness import registry
 from harness.data.augment import PRESETS, PaddedCrops
 from harness.data.sources import derive_seed
 
 NORMALIZATIONS = ("none", "imagenet", "half", "dataset")
 AUGMENTATIONS = tuple(PRESETS)  # ("none", "standard", "heavy", "s4")
+for _name in AUGMENTATIONS:  # the names sweep files may use (harness.registry: config checks them)
+    registry.AUGMENTATIONS.register(_name)(_name)
+for _name in NORMALIZATIONS:
+    registry.NORMALIZATIONS.register(_name)(_name)
+SEG_AUGMENTATIONS = ("none", "hflip")  # MaskBatches: hflip flips image and mask together
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -187,3 +194,31 @@ class DeviceBatches(SplitBatches):
         finally:
             if buffer is not None:
                 self._spare = buffer
+
+
+class MaskBatches(SplitBatches):
+    """Batches (images, masks) of a segmentation split: images and masks live on the device as uint8
+    [N, C, H, W] / [N, 1, H, W] (masks stay uint8 in the batches too); order and sharding as
+    DeviceBatches. `hflip` flips image and mask together, per sample, from the epoch's generator."""
+
+    def __init__(self, images: torch.Tensor, masks: torch.Tensor, batch_size: int, *, device, shuffle: bool,
+                 augment: str = "none", **kwargs):
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+        if masks.dtype != torch.uint8 or masks.shape != (len(images), 1, *images.shape[2:]):
+            raise ValueError(f"masks must be uint8 [N, 1, H, W] matching the images {tuple(images.shape)}, "
+                             f"got {masks.dtype} {tuple(masks.shape)}")
+        if augment not in SEG_AUGMENTATIONS:
+            raise ValueError(f"unknown segmentation augment '{augment}'; allowed: {', '.join(SEG_AUGMENTATIONS)}")
+        super().__init__(len(images), images.shape[1], batch_size, device=device, shuffle=shuffle, **kwargs)
+        self.augment = augment
+        self.images, self.masks = images.to(self.device), masks.to(self.device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        g = self.generator()
+        for batch in self.batch_indices():
+            x, m = self.images.index_select(0, batch), self.masks.index_select(0, batch)
+            if self.augment == "hflip":
+                flip = (torch.rand(len(batch), generator=g, device=self.device) < 0.5).view(-1, 1, 1, 1)
+                x, m = torch.where(flip, x.flip(3), x), torch.where(flip, m.flip(3), m)
+            yield self.normalize(x), m

@@ -2,8 +2,8 @@
 
 A segmentation source returns a RawDataset whose `*_y` are uint8 masks [N, 1, H, W] (0 background,
 1 foreground) instead of labels, and class_names ["background", "foreground"]; `load_dataset`
-splits and caps them as usual. Only `task: segmentation` runs may use these names
-(`SEGMENTATION_DATASETS`).
+splits and caps them as usual. They are registered with task segmentation, so only
+`task: segmentation` runs may use them.
 
     synthetic_shapes     random circles and rectangles on a noisy background, seeded, any cfg.shape
     segmentation_folder  data_dir/images/*.png + data_dir/masks/*.png (same file names), resized to cfg.shape;
@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
-from harness.data.sources import DATASETS, DatasetUnavailable, RawDataset, derive_seed
+from harness.data.sources import DatasetUnavailable, RawDataset, derive_seed
+from harness.registry import DATASETS, FROM_CONFIG
 
-SEGMENTATION_DATASETS = ("synthetic_shapes", "segmentation_folder")
 MASK_CLASSES = ["background", "foreground"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -56,7 +58,8 @@ def draw_shapes(n: int, shape, g: torch.Generator, max_shapes: int = 3) -> tuple
     return img.round().clamp(0, 255).to(torch.uint8), mask.unsqueeze(1).to(torch.uint8)
 
 
-@DATASETS.register("synthetic_shapes")
+@DATASETS.register("synthetic_shapes", task="segmentation", shape=FROM_CONFIG, classes=2,
+                   train_pool=FROM_CONFIG)
 def synthetic_shapes(cfg) -> RawDataset:
     """Binary segmentation of random shapes, deterministic in cfg.split_seed: num_train (+ num_val)
     training images and num_test test images of cfg.shape (e.g. [3, 64, 64])."""
@@ -99,9 +102,6 @@ def _pairs(folder: Path) -> list[tuple[Path, Path]]:
 def read_pairs(pairs: list[tuple[Path, Path]], shape) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images [N, C, H, W] (bilinear resize to shape) and 0/1 masks [N, 1, H, W] (nearest; any
     non-zero pixel is foreground)."""
-    import numpy as np
-    from PIL import Image
-
     c, h, w = shape
     mode = {1: "L", 3: "RGB"}.get(c)
     if mode is None:
@@ -118,7 +118,7 @@ def read_pairs(pairs: list[tuple[Path, Path]], shape) -> tuple[torch.Tensor, tor
     return images, masks
 
 
-@DATASETS.register("segmentation_folder")
+@DATASETS.register("segmentation_folder", task="segmentation", shape=FROM_CONFIG, classes=2)
 def segmentation_folder(cfg) -> RawDataset:
     """Image/mask pairs from cfg.data_dir, resized to cfg.shape (e.g. 859 pairs: data_dir/images/0001.png
     with data_dir/masks/0001.png ...)."""

@@ -4,11 +4,14 @@ Every source returns the whole training pool and the test set as uint8 [N, C, H,
 int64 labels, on the CPU; `splits.py` carves validation out of the training pool. The torchvision
 datasets are read with torchvision's own classes from `cfg.data_dir`; when their files are missing
 and cannot be downloaded, `DatasetUnavailable` says in one line where to put them. `digits` ships
-with scikit-learn and `synthetic` is generated, so those two always work offline.
+with scikit-learn and `synthetic` is generated, so those two always work offline. torchvision and
+scikit-learn are imported inside the sources that read them: each import costs seconds.
 
-A new dataset is one decorated function:
+A new dataset is one decorated function; its metadata (task, shape, classes, images in the training
+pool) lets the dry run and the preflight know its inputs without loading it (FROM_CONFIG: taken from
+the dataset config, e.g. `dataset.shape`; left out: the preflight loads the dataset once to learn them):
 
-    @DATASETS.register("my_data")
+    @DATASETS.register("my_data", shape=(3, 64, 64), classes=5)      # task: classification (default)
     def my_data(cfg) -> RawDataset: ...
 """
 
@@ -24,10 +27,9 @@ from urllib.error import URLError
 
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 
-from harness.registry import Registry
-
-DATASETS = Registry("dataset")
+from harness.registry import DATASETS, FROM_CONFIG
 
 
 class DatasetUnavailable(RuntimeError):
@@ -73,8 +75,6 @@ def _download_lock(root: str, download: bool):
     if not download:
         yield
         return
-    from filelock import FileLock
-
     os.makedirs(root, exist_ok=True)
     with FileLock(os.path.join(root, ".harness-download.lock")):
         yield
@@ -117,7 +117,7 @@ def _from_mnist(train, test, class_names) -> RawDataset:
                       test.data.unsqueeze(1).contiguous(), test.targets.long(), class_names)
 
 
-@DATASETS.register("cifar10")
+@DATASETS.register("cifar10", shape=(3, 32, 32), classes=10, train_pool=50_000)
 def cifar10(cfg) -> RawDataset:
     from torchvision.datasets import CIFAR10
 
@@ -125,7 +125,7 @@ def cifar10(cfg) -> RawDataset:
     return _from_cifar(train, test)
 
 
-@DATASETS.register("cifar100")
+@DATASETS.register("cifar100", shape=(3, 32, 32), classes=100, train_pool=50_000)
 def cifar100(cfg) -> RawDataset:
     from torchvision.datasets import CIFAR100
 
@@ -136,7 +136,7 @@ def cifar100(cfg) -> RawDataset:
 _MNIST_FILES = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
 
 
-@DATASETS.register("mnist")
+@DATASETS.register("mnist", shape=(1, 28, 28), classes=10, train_pool=60_000)
 def mnist(cfg) -> RawDataset:
     from torchvision.datasets import MNIST
 
@@ -144,7 +144,7 @@ def mnist(cfg) -> RawDataset:
     return _from_mnist(train, test, [str(d) for d in range(10)])
 
 
-@DATASETS.register("fashion_mnist")
+@DATASETS.register("fashion_mnist", shape=(1, 28, 28), classes=10, train_pool=60_000)
 def fashion_mnist(cfg) -> RawDataset:
     from torchvision.datasets import FashionMNIST
 
@@ -152,7 +152,7 @@ def fashion_mnist(cfg) -> RawDataset:
     return _from_mnist(train, test, list(train.classes))
 
 
-@DATASETS.register("emnist_letters")
+@DATASETS.register("emnist_letters", shape=(1, 28, 28), classes=26, train_pool=124_800)
 def emnist_letters(cfg) -> RawDataset:
     """EMNIST 'letters': 26 classes a-z. The files label them 1-26 (0 is an empty 'N/A' class) and store
     every image transposed; we shift the labels to 0-25 and transpose the images upright."""
@@ -173,7 +173,7 @@ def emnist_letters(cfg) -> RawDataset:
 # Offline datasets
 
 
-@DATASETS.register("digits")
+@DATASETS.register("digits", shape=(1, 8, 8), classes=10, train_pool=1438)
 def digits(cfg) -> RawDataset:
     """scikit-learn's 1,797 8x8 handwritten digits (values 0-16, scaled to 0-255). It has no test split:
     a seeded 20% of it (by cfg.split_seed) is held out as the test set."""
@@ -188,7 +188,7 @@ def digits(cfg) -> RawDataset:
     return RawDataset(images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)])
 
 
-@DATASETS.register("synthetic")
+@DATASETS.register("synthetic", shape=FROM_CONFIG, classes=FROM_CONFIG, train_pool=FROM_CONFIG)
 def synthetic(cfg) -> RawDataset:
     """Learnable class-conditional images of any cfg.shape and cfg.num_classes, deterministic in cfg.split_seed.
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.data.sources import DATASETS, derive_seed
+from harness.data.sources import derive_seed
+from harness.registry import DATASETS
 
 
 @dataclass

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from harness.registry import Registry
-
-ACTIVATIONS = Registry("activation")
+from harness.registry import ACTIVATIONS
 
 for _name, _cls in {
     "relu": nn.ReLU,

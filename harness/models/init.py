@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from harness.registry import Registry
-
-INITS = Registry("init")
+from harness.registry import INITS
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)
 

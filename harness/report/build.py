@@ -21,17 +21,20 @@ from typing import Callable, Optional
 
 import pandas as pd
 
+from harness import files
 from harness.report import plots
-from harness.report.compare import compare as compare_boards, compare_table
+from harness.report.compare import compare as compare_boards
+from harness.report.compare import compare_table
 from harness.report.diagnosis import diagnosis_tables
 from harness.report.html import Figure, Section, write_page
-from harness.report.leaderboard import best_trial, check_metric, higher_is_better, leaderboard, leaderboard_table
+from harness.report.leaderboard import best_trial, check_metric, leaderboard, leaderboard_table
 from harness.report.marginals import grid2d, heatmap_pairs, marginal, marginal_tables, marginals
 from harness.report.results import Results, load_results
 from harness.report.snapshots import default_metric, is_segmentation, snapshot_figures
 from harness.report.tables import Table, fmt, fmt_interval, markdown, write_csv
 from harness.report.targets import time_to_target, time_to_target_table
 from harness.report.throughput import throughput, throughput_table
+from harness.vocabulary import Status, direction
 
 TOP = 3  # configurations whose curves are drawn
 
@@ -62,7 +65,7 @@ def _clear(out: Path) -> None:
 
 def _status_line(results: Results) -> str:
     counts = Counter(results.trials["status"])
-    order = ["completed", "early_stopped", "stalled", "diverged", "failed"]
+    order = [Status.COMPLETED, Status.EARLY_STOPPED, Status.STALLED, Status.DIVERGED, Status.FAILED]
     parts = [f"{counts[s]} {s}" for s in order if counts[s]] + [f"{n} {s}" for s, n in counts.items() if s not in order]
     configs = results.trials["config_key"].nunique()
     plural = "configuration" if configs == 1 else "configurations"
@@ -104,7 +107,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     out = Path(out) if out is not None else results.path / "report"
     _clear(out)
     figures = Figures(out / "plots")
-    better = higher_is_better(metric)
+    better = direction(metric) == "max"
 
     # Tables
     board = leaderboard(results, metric)
@@ -175,11 +178,11 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     if comparison:
         documents["compare.md"] = markdown(comparison[0].title, comparison)
     for name, text in documents.items():
-        (out / name).write_text(text, encoding="utf-8")
+        files.write_text(out / name, text)
     csv_tables = [ranking, timing, *diagnosis, speed_table, *comparison]
     for table in csv_tables:
         write_csv(table, out)
-    stacked.to_csv(out / "marginals.csv", index=False)
+    files.write_text(out / "marginals.csv", stacked.to_csv(index=False))
 
     sections = [
         Section("leaderboard", "Leaderboard", [ranking], bars),

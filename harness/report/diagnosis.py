@@ -14,8 +14,9 @@ import pandas as pd
 
 from harness.report.results import Results, parse_json
 from harness.report.tables import Table, fmt, fmt_epoch, fmt_int, view
+from harness.vocabulary import Status
 
-PROBLEMS = ("diverged", "stalled", "failed")
+PROBLEMS = (Status.DIVERGED, Status.STALLED, Status.FAILED)
 
 
 def last_epochs(results: Results) -> pd.DataFrame:
@@ -49,7 +50,7 @@ def _gaps(results: Results) -> pd.DataFrame:
 def overfitting(results: Results) -> pd.DataFrame:
     """Trials with an overfit epoch: when it started, and how far train and validation had drifted apart."""
     frame = _gaps(results)
-    frame = frame[frame["overfit_epoch"].notna() & (frame["status"] != "failed")]
+    frame = frame[frame["overfit_epoch"].notna() & (frame["status"] != Status.FAILED)]
     frame = frame.assign(val_acc_drop=frame["best_val_acc"] - frame["final_val_acc"])
     cols = ["label", "seed", "overfit_epoch", "best_epoch", "epochs_run", "best_val_acc", "final_val_acc",
             "val_acc_drop", "final_train_acc", "gap_acc", "gap_loss", "status"]
@@ -59,7 +60,7 @@ def overfitting(results: Results) -> pd.DataFrame:
 def generalization_gap(results: Results) -> pd.DataFrame:
     """Per configuration (counted trials): mean final train/val accuracy, the gaps, how many trials overfit."""
     frame = _gaps(results)
-    frame = frame[~frame["status"].isin(("failed", "diverged"))]
+    frame = frame[~frame["status"].isin((Status.FAILED, Status.DIVERGED))]
     rows = []
     for key, group in frame.groupby("config_key", sort=False):
         overfit = group["overfit_epoch"].dropna()
@@ -165,7 +166,7 @@ def diagnosis_tables(results: Results) -> list[Table]:
               "Means over counted trials (not failed, not diverged) at each trial's last epoch; largest gap first."),
         Table("health", "Diverged, stalled, failed and flagged trials", sick, sick_view,
               "Failed and diverged trials are left out of every mean; stalled ones (stuck near chance) are counted. "
-              "Flags (name@epochs): at_chance (val acc near chance), collapsed (predictions on a few classes while "
-              "val acc is near chance), stalled (still at chance after health.stall_epochs), vanishing_grad, "
+              "Flags (name@epochs): at_chance (the task's validation score, accuracy or IoU, near what a constant "
+              "prediction scores), collapsed (predictions on a few classes while val acc is near chance), stalled (still at chance after health.stall_epochs), vanishing_grad, "
               "exploding_grad."),
     ]

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import files
 from harness.report.tables import Table, html_table
 
 CSS = """
@@ -103,5 +104,5 @@ def render_page(title: str, subtitle: list[str], sections: list[Section]) -> str
 
 
 def write_page(path: Path, title: str, subtitle: list[str], sections: list[Section]) -> Path:
-    path.write_text(render_page(title, subtitle, sections), encoding="utf-8")
+    files.write_text(path, render_page(title, subtitle, sections))
     return path

@@ -3,7 +3,8 @@
 Rules (also printed under the table):
 - Failed and diverged trials are left out of the means (and counted in `excluded`); every other
   status (completed, early_stopped, stalled) counts.
-- Order: by mean, best first (higher is better unless the metric is a loss, an error or a time).
+- Order: by mean, best first (harness.vocabulary.direction: higher is better unless the metric is a
+  loss, an error or a time). The default metric is the task's: best_val_acc, best_val_iou.
 - Rank: the position in that order, except that the leader and every entry whose 95% interval
   overlaps the leader's share rank "1=" (statistically tied with the best). An entry with one seed
   has no interval; its mean stands in as a point. Entries with no usable value rank "–".
@@ -21,16 +22,33 @@ import pandas as pd
 from harness.report.results import EXCLUDED, ReportError, Results
 from harness.report.stats import Summary, paired_t, summarize
 from harness.report.tables import Table, fmt_int, fmt_interval, fmt_p, view
+from harness.tasks import TASKS
+from harness.vocabulary import direction
 
 # Metrics every trial row may carry (harness.store.TRIAL_COLUMNS); other numeric columns work too.
 METRICS = ["best_val_acc", "best_val_loss", "test_acc", "test_loss", "test_macro_f1", "test_micro_f1",
            "train_images_per_sec", "total_seconds",
            "best_val_iou", "best_val_dice", "test_iou", "test_dice"]  # the last four: segmentation trials
-LOWER_IS_BETTER = ("loss", "error", "seconds", "time", "memory_mb")
 
 
 def higher_is_better(metric: str) -> bool:
-    return not metric.endswith(LOWER_IS_BETTER)
+    return direction(metric) == "max"
+
+
+def task_of(results: Results) -> str:
+    """The sweep's task (a sweep has one; rows without a `task` column are classification)."""
+    tasks = results.trials["task"].dropna().unique() if "task" in results.trials else []
+    return str(tasks[0]) if len(tasks) else "classification"
+
+
+def task_metric(results: Results) -> str:
+    """The per-epoch score of the sweep's task: val_acc, val_iou (time-to-target reads it)."""
+    return TASKS.get(task_of(results)).metric
+
+
+def default_metric(results: Results) -> str:
+    """What the leaderboard ranks by unless told: the best validation score of the sweep's task."""
+    return f"best_{task_metric(results)}"
 
 
 def _numeric(col: pd.Series) -> bool:
@@ -85,8 +103,10 @@ def tie_ranks(ordered: list[Summary]) -> tuple[list[str], list[bool]]:
     return ranks, tied
 
 
-def leaderboard(results: Results, metric: str = "best_val_acc") -> pd.DataFrame:
-    """One row per configuration, best first: rank, label, mean, std, n, ci_low, ci_high, p_vs_top, ..."""
+def leaderboard(results: Results, metric: str | None = None) -> pd.DataFrame:
+    """One row per configuration, best first: rank, label, mean, std, n, ci_low, ci_high, p_vs_top, ...
+    `metric` None: the task's (`default_metric`)."""
+    metric = metric or default_metric(results)
     trials = results.trials
     rows = []
     for key, group in trials.groupby("config_key", sort=False):

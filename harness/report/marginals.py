@@ -15,10 +15,10 @@ import itertools
 import pandas as pd
 
 from harness.config import format_value
-from harness.report.leaderboard import higher_is_better
 from harness.report.results import Results, varying_axes
 from harness.report.stats import summarize
 from harness.report.tables import Table, fmt, fmt_int, fmt_interval, view
+from harness.vocabulary import direction
 
 # Pairs of axes whose interaction matters, most telling first (row axis, column axis).
 PREFERRED_PAIRS = [
@@ -40,7 +40,7 @@ def _values(frame: pd.DataFrame, metric: str) -> pd.Series:
 def marginal(results: Results, metric: str, axis: str) -> pd.DataFrame:
     """One row per value of `axis`, best mean first: axis, value, mean, std, n, ci_low, ci_high, best, configs."""
     counted = results.included()
-    sign = 1 if higher_is_better(metric) else -1
+    sign = 1 if direction(metric) == "max" else -1
     rows = []
     for value, group in counted.groupby(counted[axis].map(format_value), sort=False):
         s = summarize(_values(group, metric))
@@ -84,7 +84,7 @@ def grid2d(results: Results, metric: str, rows: str, cols: str) -> pd.DataFrame:
     frame = pd.DataFrame({
         "r": counted[rows].map(format_value), "c": counted[cols].map(format_value), "v": _values(counted, metric),
     })
-    order = lambda axis: list(dict.fromkeys(results.trials[axis].map(format_value)))  # noqa: E731
+    order = lambda axis: list(dict.fromkeys(results.trials[axis].map(format_value)))  # noqa: E731 - a one-line function, named where it is used
     table = frame.groupby(["r", "c"])["v"].mean().unstack("c")
     return table.reindex(index=_sorted(order(rows)), columns=_sorted(order(cols)))
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from harness import files
 from harness.report.tables import fmt_si
 
 STYLE = {
@@ -47,7 +48,8 @@ MIN_HEIGHT = 3.5  # inches: even a one-bar chart stays readable
 def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", bbox_inches="tight", facecolor="white")
+    with files.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight", facecolor="white")
     return path
 
 

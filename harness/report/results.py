@@ -25,11 +25,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness.config import short_name, format_value
+from harness.config import format_value, short_name
 from harness.store import read_table
+from harness.vocabulary import Status
 
 # Statuses whose metric is left out of means (listed in the diagnosis instead).
-EXCLUDED = ("failed", "diverged")
+EXCLUDED = (Status.FAILED, Status.DIVERGED)
 
 
 class ReportError(ValueError):
@@ -97,8 +98,8 @@ def load_results(results_dir: str | Path) -> Results:
         raise ReportError(f"{path}: no results (trials.parquet has no trial rows)")
     trials = trials.reset_index(drop=True)
     if "status" not in trials:
-        trials["status"] = "completed"
-    trials["status"] = trials["status"].fillna("failed").astype(str)
+        trials["status"] = Status.COMPLETED.value
+    trials["status"] = trials["status"].fillna(Status.FAILED.value).astype(str)
 
     columns = [trials[c] if c in trials else [None] * len(trials) for c in POINT_COLUMNS]
     points = [_point(values) for values in zip(*columns)]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.report.html import Figure
-from harness.report.leaderboard import higher_is_better
 from harness.report.results import Results
 from harness.segmentation.snapshots import latest_snapshot
+from harness.vocabulary import lower_is_better
 
 
 def is_segmentation(results: Results) -> bool:
@@ -27,7 +27,7 @@ def snapshot_figures(results: Results, board: pd.DataFrame, metric: str, top: in
     for rank, key, label in zip(ranked["rank"], ranked["config_key"], ranked["label"]):
         group = members[members["config_key"] == key]
         values = pd.to_numeric(group[metric], errors="coerce") if metric in group else pd.Series(dtype=float)
-        order = values.sort_values(ascending=not higher_is_better(metric), na_position="last").index
+        order = values.sort_values(ascending=lower_is_better(metric), na_position="last").index
         for tid in group.loc[order, "trial_id"]:
             found = latest_snapshot(results.path, str(tid))
             if found is not None:

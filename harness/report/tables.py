@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from harness import files
+
 DASH = "–"
 
 
@@ -119,11 +121,12 @@ def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame, align: Sequence[str] | None = None) -> str:
+    """A Markdown table; `align` gives each column's rule ("---", "--:" right-aligned), "---" by default."""
     if frame.empty:
         return "_(none)_\n"
     header = "| " + " | ".join(_md_cell(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rule = "|" + "|".join(align or ["---"] * len(frame.columns)) + "|"
     rows = ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows]) + "\n"
 
@@ -160,5 +163,5 @@ def html_table(frame: pd.DataFrame) -> str:
 
 def write_csv(table: Table, folder: Path) -> Path:
     path = folder / f"{table.name}.csv"
-    table.data.to_csv(path, index=False)
+    files.write_text(path, table.data.to_csv(index=False))
     return path

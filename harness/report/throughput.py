@@ -15,10 +15,11 @@ import numbers
 
 import pandas as pd
 
-from harness.report.devices import peak_tflops
+from harness.perf import peak_tflops
 from harness.report.flops import train_flops_per_image
 from harness.report.results import Results, parse_json
 from harness.report.tables import Table, fmt, fmt_int, fmt_si, fmt_sig, view
+from harness.vocabulary import Status
 
 GROUP = ["arch", "precision", "batch_size", "device", "world_size"]
 SOURCES = {  # group column -> trials columns to read it from, first present wins
@@ -63,7 +64,7 @@ def _epoch_rate(epochs: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_trial(results: Results) -> pd.DataFrame:
-    trials = results.trials[results.trials["status"] != "failed"]
+    trials = results.trials[results.trials["status"] != Status.FAILED]
     frame = pd.DataFrame({col: _column(trials, names) for col, names in SOURCES.items()})
     frame["trial_id"] = trials["trial_id"]
     rates = _epoch_rate(results.epochs).reindex(trials["trial_id"])

@@ -1,6 +1,6 @@
 """Binary segmentation metrics as pure functions of pixel counts.
 
-The loop accumulates `pixel_counts` (true/false positives/negatives, summed over every pixel of
+The segmentation task (harness.tasks.segmentation) counts `pixel_counts` (true/false positives/negatives, summed over every pixel of
 every image) on the device, sums them across processes, and derives the scores once per epoch:
 IoU and Dice are dataset-level (total intersection over total union), not means of per-image scores.
 An empty prediction of an empty mask scores 1 (nothing to find, nothing found).
@@ -14,12 +14,12 @@ import torch
 
 
 def pixel_counts(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """[tp, fp, fn, tn] (float64, on the inputs' device) of boolean/0-1 masks of the same shape."""
+    """[tp, fp, fn, tn] (int64, exact, on the inputs' device) of boolean/0-1 masks of the same shape."""
     pred, target = pred.bool(), target.bool()
     tp = (pred & target).sum()
     fp = (pred & ~target).sum()
     fn = (~pred & target).sum()
-    return torch.stack([tp, fp, fn, pred.numel() - tp - fp - fn]).double()  # a python int: no host-to-device copy
+    return torch.stack([tp, fp, fn, pred.numel() - tp - fp - fn])  # numel is a python int: no host-to-device copy
 
 
 def iou(tp: float, fp: float, fn: float) -> float:

@@ -2,16 +2,20 @@
 
     results/<sweep>/snapshots/<trial_id>/epoch_<k>.png
 
-The trial writes one every `segmentation.snapshot_every` epochs and at its last epoch; the report
+The segmentation task writes one every `segmentation.snapshot_every` epochs and at its last epoch; the report
 embeds the latest ones of the best trials. Drawn with PIL (no matplotlib), written atomically.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from harness.files import atomic_path
 
 SNAPSHOT_DIR = "snapshots"
 CELL = 96  # small images are scaled up (nearest) to at least this many pixels a side
@@ -39,9 +43,6 @@ def snapshot_grid(images, masks, preds, title: str = ""):
 
     `images` uint8 [K, C, H, W] (1 channel: gray; 3 or more: the first 3 as RGB), `masks` and `preds`
     [K, 1, H, W] with 0/1 values (CPU tensors or arrays)."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
     images, masks, preds = (np.asarray(a) for a in (images, masks, preds))
     k, c, h, w = images.shape
     scale = max(1, -(-CELL // max(h, w)))
@@ -63,8 +64,6 @@ def snapshot_grid(images, masks, preds, title: str = ""):
 def write_snapshot(path: str | Path, images, masks, preds, title: str = "") -> Path:
     """Draw the grid and write it to `path` (temp file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    snapshot_grid(images, masks, preds, title).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        snapshot_grid(images, masks, preds, title).save(tmp, format="PNG")
     return path

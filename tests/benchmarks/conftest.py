@@ -21,6 +21,6 @@ def comparisons() -> list:
 def pytest_terminal_summary(terminalreporter):
     if COMPARISONS:
         device = bench.default_device()
-        name = bench.device_name(device, os.cpu_count())
+        name = bench.describe_device(device, os.cpu_count())
         terminalreporter.write_sep("-", f"throughput on {name} (medians of the quiet rounds)")
-        terminalreporter.write_line(bench.markdown([bench.table_row(c, device) for c in COMPARISONS]))
+        terminalreporter.write_line(bench.markdown([bench.table_row(c, device) for c in COMPARISONS]).rstrip())

@@ -1,85 +1,27 @@
-"""Models built on torchvision: S0's VGG16 transfer model, a small-input resnet18, and `torchvision:<name>`.
+"""Classifiers built on torchvision: S0's VGG16 transfer model, a small-input resnet18, and the
+`torchvision:<name>` source (any torchvision classification model, its stem adapted to the input).
 
-Pretrained weights go through `load_pretrained`, which turns a failed download into one-line
-`WeightsUnavailable` saying where to put the file by hand (offline machines).
+Pretrained weights go through harness.models.pretrained (offline: a one-line WeightsUnavailable).
+torchvision itself is imported inside the functions that build its models: its import costs seconds
+and most sweeps never need it.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import os
 from typing import Optional
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from harness.models import WeightsUnavailable, register_model
 from harness.models.activations import make_activation, replace_activations
+from harness.models.layers import flat_size, mlp_head
 from harness.models.options import NonNegativeInt
-from harness.registry import UnknownName, did_you_mean
+from harness.models.pretrained import load_matching, load_pretrained, set_input_channels
+from harness.registry import MODELS, Entry, UnknownName, did_you_mean
 
-
-# ------------------------------------------------------------------------------------------- helpers
-
-
-def load_pretrained(weights) -> dict[str, torch.Tensor]:
-    """The state dict of a torchvision weights enum entry, downloading it into torch's hub cache if needed."""
-    try:
-        return weights.get_state_dict(progress=False, check_hash=True)
-    except OSError as e:  # URLError, HTTPError, timeouts, refused connections, unwritable cache
-        filename = os.path.basename(urlparse(weights.url).path)
-        target = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
-        reason = getattr(e, "reason", None) or e.strerror or e
-        raise WeightsUnavailable(
-            f"could not download the pretrained weights {weights} ({reason}); download {weights.url} "
-            f"on a machine with internet and put it at {target} (torch.hub.get_dir()/checkpoints/{filename})"
-        ) from None
-
-
-def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
-    """The name and module of the first Conv2d (the stem of every torchvision classifier)."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name, module
-    raise ValueError(f"{type(model).__name__} has no Conv2d stem to adapt to other input channels")
-
-
-def set_input_channels(model: nn.Module, channels: int) -> None:
-    """Replace the stem convolution by one taking `channels` inputs (same kernel, stride, padding)."""
-    name, conv = first_conv(model)
-    if conv.in_channels == channels:
-        return
-    if conv.groups != 1:
-        raise ValueError(f"cannot adapt the grouped stem convolution '{name}' of {type(model).__name__} "
-                         f"to {channels} input channels")
-    new = nn.Conv2d(channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    bias=conv.bias is not None, padding_mode=conv.padding_mode)
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent), child, new)
-
-
-def adapt_input_conv(weight: torch.Tensor, channels: int) -> torch.Tensor:
-    """RGB stem weights for `channels` inputs: summed for grayscale, else tiled and rescaled (as timm does)."""
-    if channels == 1:
-        return weight.sum(dim=1, keepdim=True)
-    repeats = math.ceil(channels / weight.shape[1])
-    return weight.repeat(1, repeats, 1, 1)[:, :channels] * (weight.shape[1] / channels)
-
-
-def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    """Load every tensor of `state` whose name and shape fit `model` (the stem adapted to the input channels).
-
-    Returns the names left as initialised: the new head when num_classes differs from the checkpoint's.
-    """
-    own = model.state_dict()
-    stem = first_conv(model)[0] + ".weight"
-    if stem in state and state[stem].shape[1] != own[stem].shape[1]:
-        state = {**state, stem: adapt_input_conv(state[stem], own[stem].shape[1])}
-    kept = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
-    model.load_state_dict(kept, strict=False)
-    return sorted(set(own) - set(kept))
+register_model = MODELS.register
+TORCHVISION_PREFIX = "torchvision:"
 
 
 # ------------------------------------------------------------------------------------- VGG16 transfer
@@ -108,8 +50,6 @@ class VGG16Transfer(nn.Module):
     def __init__(self, input_shape, num_classes: int, activation: str = "relu", pretrained: bool = False,
                  freeze_below: int = 19, head=(256, 128)):
         super().__init__()
-        from harness.models.zoo import flat_size, mlp_head
-
         self.features = vgg_features(input_shape[0], activation)
         if pretrained:
             from torchvision.models import VGG16_Weights
@@ -179,7 +119,7 @@ def check_torchvision_name(name: str) -> str:
     return name
 
 
-def torchvision_model(input_shape, num_classes, name, activation: Optional[str] = None, pretrained: bool = False):
+def torchvision_model(input_shape, num_classes, name: str, activation: Optional[str] = None, pretrained: bool = False):
     """Any torchvision classification model, its stem adapted to the input channels.
 
     `pretrained` loads the model's DEFAULT ImageNet weights (all but a head of another size; a grayscale stem
@@ -196,3 +136,14 @@ def torchvision_model(input_shape, num_classes, name, activation: Optional[str] 
     if activation is not None:
         replace_activations(model, activation)
     return model
+
+
+@functools.lru_cache(maxsize=None)
+def torchvision_entry(arch: str) -> Entry:
+    """The entry for `torchvision:<name>`: torchvision_model with `name` bound (one object per name, so the
+    option types computed from it are cached)."""
+    name = check_torchvision_name(arch[len(TORCHVISION_PREFIX):])
+    return Entry(arch, functools.partial(torchvision_model, name=name), {"task": "classification"})
+
+
+MODELS.add_source(lambda arch: arch.startswith(TORCHVISION_PREFIX), torchvision_entry)

@@ -1,4 +1,5 @@
-"""The seed models (MLPs and small CNNs of the write-ups in shared/seeds.md); torchvision-based ones live in tv.py.
+"""The seed models (MLPs and small CNNs of the write-ups in shared/seeds.md), task classification.
+Models built on torchvision live in torchvision_models.py, the U-Net in unet.py.
 
 Every CNN here is a `Classifier`: `features` (convolutions) -> `flatten` -> `head` (linear layers), so a
 transfer experiment can copy `features` and swap `head`. Flatten sizes are computed from `input_shape`.
@@ -8,52 +9,15 @@ Option annotations (`Widths`, `Probability`, ...) are what a sweep file's values
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
-import torch
 from torch import nn
 
-from harness.models import register_model
 from harness.models.activations import make_activation
+from harness.models.layers import Classifier, double_conv_blocks, flat_size, mlp_head
 from harness.models.options import ChannelPairs, NonNegativeInt, PositiveInt, Probability, Widths
+from harness.registry import MODELS
 
-
-class Classifier(nn.Sequential):
-    """features -> flatten -> head, with the three parts reachable by name."""
-
-    def __init__(self, features: nn.Module, head: nn.Module):
-        super().__init__(OrderedDict(features=features, flatten=nn.Flatten(), head=head))
-
-
-def flat_size(features: nn.Module, input_shape, arch: str) -> int:
-    """How many values `features` outputs per sample for `input_shape`, from one dummy forward pass."""
-    was_training = features.training
-    features.eval()
-    try:
-        with torch.no_grad():
-            out = features(torch.zeros(1, *input_shape))
-    except RuntimeError as e:  # a kernel or pooling window larger than the feature map
-        first_line = str(e).strip().splitlines()[0]
-        raise ValueError(f"model '{arch}': input shape {tuple(input_shape)} is too small ({first_line})") from None
-    finally:
-        features.train(was_training)
-    return out[0].numel()
-
-
-def mlp_head(fan_in: int, widths, num_classes: int, activation: str, dropout: float = 0.0,
-             batchnorm: bool = False) -> nn.Sequential:
-    """Linear [-> BatchNorm1d] -> act [-> Dropout] for each width, then Linear(-> num_classes)."""
-    layers = []
-    for w in widths:
-        layers.append(nn.Linear(fan_in, w))
-        if batchnorm:
-            layers.append(nn.BatchNorm1d(w))
-        layers.append(make_activation(activation))
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        fan_in = w
-    layers.append(nn.Linear(fan_in, num_classes))
-    return nn.Sequential(*layers)
+register_model = MODELS.register
 
 
 # ---------------------------------------------------------------------------------------------- MLPs
@@ -107,21 +71,6 @@ def cnn_emnist(input_shape, num_classes, activation: str = "leaky_relu", channel
     features = nn.Sequential(*layers)
     head = mlp_head(flat_size(features, input_shape, "cnn_emnist"), [hidden], num_classes, activation)
     return Classifier(features, head)
-
-
-def double_conv_blocks(c_in: int, channels, activation: str, padding: int = 1, dropout: float = 0.0,
-                       batchnorm: bool = False) -> nn.Sequential:
-    """[conv3x3 -> act -> conv3x3 -> act -> MaxPool2 (-> Dropout -> BatchNorm2d)] for each (c1, c2) in channels."""
-    layers = []
-    for c1, c2 in channels:
-        layers += [nn.Conv2d(c_in, c1, 3, padding=padding), make_activation(activation),
-                   nn.Conv2d(c1, c2, 3, padding=padding), make_activation(activation), nn.MaxPool2d(2)]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        if batchnorm:
-            layers.append(nn.BatchNorm2d(c2))
-        c_in = c2
-    return nn.Sequential(*layers)
 
 
 S0_CHANNELS = ((32, 64), (128, 128), (256, 256))
@@ -183,7 +132,3 @@ def s4_smallcnn(input_shape, num_classes, activation: str = "relu", channels: Wi
     features = nn.Sequential(*layers)
     head = mlp_head(flat_size(features, input_shape, "s4_smallcnn"), [hidden], num_classes, activation)
     return Classifier(features, head)
-
-
-# Torchvision-based models register themselves on import; `torchvision_model` serves `torchvision:<name>`.
-from harness.models.tv import torchvision_model  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""One optimization step, shared by the classification and segmentation loops: `Stepper` does
+"""One optimization step, for every task (harness.engine.loop drives it): `Stepper` does
 zero_grad, backward, gradient norm (or clipping), optimizer and scheduler step, all on the device
 with no host sync, and `smallest_layer_grad_norm` reads the vanishing-gradient signal after an epoch.
 

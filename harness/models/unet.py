@@ -1,44 +1,22 @@
-"""Segmentation models: a registry of name -> factory(input_shape, num_classes, **options) -> nn.Module
-returning per-pixel logits [B, 1, H, W] (binary masks), and `unet_mobilenetv2`.
-
-Kept apart from harness.models.MODELS (whose entries are classifiers with an `activation` option);
-`model.arch` accepts names from either registry and `task` says which one a run may use.
-
-    @SEG_MODELS.register("my_unet")
-    def my_unet(input_shape, num_classes, ...) -> nn.Module: ...
+"""The segmentation model: `unet_mobilenetv2`, a U-Net on a torchvision MobileNetV2 encoder that
+outputs per-pixel logits [B, 1, H, W] (binary masks). Registered in MODELS with task segmentation.
+torchvision is imported when the model is built (its import costs seconds).
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.registry import Registry
-
-SEG_MODELS = Registry("segmentation model")
+from harness.models.pretrained import load_matching, load_pretrained, set_input_channels
+from harness.registry import MODELS
 
 # MobileNetV2 `features` indices ending at each stride (2, 4, 8, 16, 32); the 1x1 conv to 1280 is unused.
 MOBILENETV2_STAGES = (2, 4, 7, 14, 18)
 DECODER_WIDTHS = (256, 128, 64, 32, 16)  # deepest first; an encoder of depth d uses the last d
-
-
-def seg_model_options(arch: str) -> dict[str, inspect.Parameter]:
-    """The options a segmentation model takes besides input_shape and num_classes."""
-    params = inspect.signature(SEG_MODELS.get(arch)).parameters
-    return {k: p for k, p in params.items() if k not in ("input_shape", "num_classes")}
-
-
-def create_seg_model(arch: str, input_shape, num_classes: int, init: str = "default", **options) -> nn.Module:
-    from harness.models.init import init_weights
-
-    if options.get("pretrained") and init != "default":
-        raise ValueError(f"model '{arch}': init '{init}' would overwrite the pretrained weights; use init 'default'")
-    model = SEG_MODELS.get(arch)(tuple(input_shape), num_classes, **options)
-    return init_weights(model, init)
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -68,8 +46,6 @@ class UNetMobileNetV2(nn.Module):
                  encoder_depth: int = 5, width_mult: float = 1.0, decoder_widths: Optional[Sequence[int]] = None):
         super().__init__()
         from torchvision.models import mobilenet_v2
-
-        from harness.models.tv import load_matching, load_pretrained, set_input_channels
 
         if not 1 <= encoder_depth <= len(MOBILENETV2_STAGES):
             raise ValueError(f"model 'unet_mobilenetv2': encoder_depth must be 1..5, got {encoder_depth}")
@@ -126,7 +102,7 @@ class UNetMobileNetV2(nn.Module):
                 "decoder": list(self.decoder.parameters()) + list(self.head.parameters())}
 
 
-@SEG_MODELS.register("unet_mobilenetv2")
+@MODELS.register("unet_mobilenetv2", task="segmentation")
 def unet_mobilenetv2(input_shape, num_classes, pretrained=False, freeze_encoder=True, encoder_depth=5,
                      width_mult=1.0, decoder_widths=None):
     """U-Net on a torchvision MobileNetV2 encoder, 1-channel logits (binary masks).

@@ -1,0 +1,140 @@
+"""Sweeps: a sweep file's base config, `--set` overrides, its grid (a mapping of dotted keys to lists of
+values, or a list of such mappings: the union of their products) and seeds, expanded into `Trial`s,
+each a validated RunConfig with a stable id. `load_sweep(path, overrides) -> Sweep` is the entry point.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.config.dotted import set_dotted
+from harness.config.errors import ConfigError, error
+from harness.config.naming import format_value, trial_id
+from harness.config.overrides import known_key, parse_override
+from harness.config.schema import RunConfig
+from harness.config.validate import validate_run
+from harness.config.yaml_file import read_yaml
+
+
+@dataclass
+class Trial:
+    """One trial: its id, its grid point (dotted key -> value, plus `seed`) and its validated config."""
+
+    trial_id: str
+    point: dict[str, Any]
+    config: RunConfig
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Optional[Path]
+    base: dict[str, Any]  # the raw base config (without grid and seeds)
+    grids: list[dict[str, list[Any]]]  # `grid:` as a list of mappings (one when the file has a mapping)
+    seeds: list[int]
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def config(self) -> RunConfig:
+        """The first trial's config: settings shared by the whole sweep (name, resources, tune)."""
+        return self.trials[0].config
+
+
+def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[str] = ()) -> Sweep:
+    """Apply overrides, expand the grid x seeds and validate every trial."""
+    raw = copy.deepcopy(raw)
+    grid = raw.pop("grid", None)
+    grid = {} if grid is None else grid
+    seeds = raw.pop("seeds", None)
+    listed = isinstance(grid, list)  # a list of grids: the union of their cartesian products
+    grids = grid if listed else [grid]
+    if not grids or not all(isinstance(g, dict) for g in grids):
+        raise error(where, "grid", "must map dotted keys to lists of values, e.g. model.activation: [relu, gelu], "
+                                    f"or be a non-empty list of such mappings, got {grid!r}")
+    if "seed" in raw:
+        raise error(where, "seed", "use seeds: [0, 1, 2] (a list) in a sweep file")
+    set_keys: list[str] = []  # keys whose value came from --set: their errors name --set, not the file
+    seeds_where = where
+    for text in overrides:
+        key, value = parse_override(text)
+        set_keys.append(key)
+        if key == "seeds" or key == "seed":
+            seeds = value if isinstance(value, list) else [value]
+            seeds_where = "--set"
+        elif key.startswith("grid."):
+            for g in grids:
+                g[key[len("grid."):]] = value if isinstance(value, list) else [value]
+        else:  # the value holds in every trial: it pins the axis where a grid has one, else sets the base
+            pinned = [g for g in grids if key in g]
+            for g in pinned:
+                g[key] = [value]  # (kept in the trial id)
+            if len(pinned) < len(grids):
+                problem = known_key(key)
+                if problem:
+                    raise error("--set", key, problem)
+                try:
+                    set_dotted(raw, key, value)
+                except ConfigError as err:
+                    raise error(where, "", str(err)) from None
+    if seeds is None:
+        seeds = [0]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise error(seeds_where, "seeds", f"must be a non-empty list of integers, got {seeds!r}")
+    if not all(0 <= s < 2**32 for s in seeds):
+        raise error(seeds_where, "seeds", f"{seeds!r} has a seed out of range; allowed: integers 0..{2**32 - 1}")
+    if len(set(seeds)) != len(seeds):
+        raise error(seeds_where, "seeds", f"has duplicates: {seeds}")
+    for i, g in enumerate(grids):
+        label = f"grid[{i}]" if listed else "grid"
+        for key, values in g.items():
+            if not isinstance(key, str):
+                raise error(where, label, f"{key!r} is not a key: keys are dotted names such as optimizer.lr")
+            problem = known_key(key) if key not in ("seed", "seeds") else "put seeds in seeds: [...], not in the grid"
+            if problem:
+                raise error(where, f"{label}.{key}", problem)
+            if not isinstance(values, list) or not values:
+                raise error(where, f"{label}.{key}", f"must be a non-empty list of values, got {values!r}")
+            if len({format_value(v) for v in values}) != len(values):
+                raise error(where, f"{label}.{key}", f"has duplicate values: {values}")
+
+    base = validate_run({**raw, "seed": seeds[0]}, where, set_keys)
+    sweep = Sweep(name=base.name, path=None, base=raw, grids=grids, seeds=seeds)
+    origin: dict[str, int] = {}  # trial id -> the grid it came from
+    for i, g in enumerate(grids):
+        axes = list(g)
+        for combo in itertools.product(*(g[k] for k in axes)):
+            point = dict(zip(axes, combo))
+            tree = copy.deepcopy(raw)
+            for key, value in point.items():
+                set_dotted(tree, key, value)
+            for seed in seeds:
+                tree["seed"] = seed
+                tid = trial_id(point, seed)
+                if tid in origin:
+                    raise error(where, "grid", f"grid[{origin[tid]}] and grid[{i}] both give trial {tid}: "
+                                                f"make each grid's keys or values tell its trials apart")
+                origin[tid] = i
+                try:
+                    config = validate_run(tree, where, set_keys)
+                except ConfigError as err:
+                    raise ConfigError(f"{err} (in grid point {tid})") from None
+                sweep.trials.append(Trial(trial_id=tid, point={**point, "seed": seed}, config=config))
+    return sweep
+
+
+def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
+    """Read, override, expand and validate a sweep file. Raises ConfigError with a one-line message."""
+    path = Path(path)
+    sweep = build_sweep(read_yaml(path), str(path), overrides)
+    sweep.path = path
+    return sweep
+
+
+def grid_size(grid: dict[str, list[Any]] | list[dict[str, list[Any]]], seeds: list[int]) -> int:
+    grids = grid if isinstance(grid, list) else [grid]
+    return sum(math.prod(len(v) for v in g.values()) for g in grids) * len(seeds)

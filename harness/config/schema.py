@@ -1,0 +1,345 @@
+"""The sweep-file schema: one pydantic section per part of a run (dataset, model, loss, ...) and
+`RunConfig`, everything one trial needs. Names (datasets, models, losses, optimizers, activations,
+inits, presets) are checked against the registries of harness.registry, and the task rules (which
+dataset, model and loss a `task` may use) read the registries' metadata, so a new entry needs no
+edit here. Model options are checked against the factory's annotations (model_options.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from harness.config.dotted import flatten
+from harness.config.model_options import OptionError, option_names, validate_options
+from harness.registry import (
+    ACTIVATIONS,
+    AUGMENTATIONS,
+    DATASETS,
+    INITS,
+    LOSSES,
+    MODELS,
+    NORMALIZATIONS,
+    OPTIMIZERS,
+    Registry,
+    did_you_mean,
+)
+from harness.vocabulary import direction
+
+TASKS = ("classification", "segmentation")
+TASK_METRICS = {"segmentation": ("val_iou", "val_dice")}  # metrics only one task has; val_loss, val_acc: both
+
+
+def _check_name(registry: Registry, name: str) -> str:
+    if name not in registry:
+        raise ValueError(registry.unknown_message(name))
+    return name
+
+
+def _numeric(annotation: Any) -> Optional[str]:
+    """'an integer' / 'a number' for an int or float field (or Optional of one), else None."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Union:
+        kinds = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else None
+    return {int: "an integer", float: "a number"}.get(annotation)
+
+
+class Section(BaseModel):
+    # NaN and infinity are never a setting (`lr: .inf` would pass gt=0)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """`epochs: true` is a mistake, not 1 (pydantic's lax mode would take it)."""
+        if isinstance(v, bool):
+            kind = _numeric(cls.model_fields[info.field_name].annotation)
+            if kind:
+                raise ValueError(f"expected {kind}, got {str(v).lower()}")
+        return v
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+
+
+class DatasetConfig(Section):
+    name: str = "digits"
+    data_dir: str = "data"
+    download: bool = True
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    split_seed: int = Field(43, ge=0)
+    augment: str = "none"
+    normalize: str = "none"
+    # synthetic only: a learnable class-conditional image set of any shape
+    num_train: int = Field(2000, gt=0)
+    num_val: Optional[int] = Field(None, ge=0)  # absolute validation size; overrides val_fraction
+    num_test: int = Field(500, gt=0)
+    shape: list[int] = [3, 32, 32]
+    num_classes: int = Field(10, ge=2)
+    # caps for quick checks (`--smoke`): keep at most this many samples per split
+    max_train: Optional[int] = Field(None, gt=0)
+    max_eval: Optional[int] = Field(None, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, v: str) -> str:
+        # resolved where the sweep is launched: Tune runs each trial in its own working directory
+        return str(Path(v).expanduser().absolute())
+
+    @field_validator("name", "augment", "normalize")
+    @classmethod
+    def _registered(cls, v: str, info: ValidationInfo) -> str:
+        registry = {"name": DATASETS, "augment": AUGMENTATIONS, "normalize": NORMALIZATIONS}[info.field_name]
+        return _check_name(registry, v)
+
+    @field_validator("shape")
+    @classmethod
+    def _chw(cls, v: list[int]) -> list[int]:
+        if len(v) != 3 or min(v) < 1:
+            raise ValueError(f"shape must be [channels, height, width] of positive sizes, got {v}")
+        return v
+
+
+class ModelConfig(BaseModel):
+    """`arch` plus the options its factory takes (checked against the factory's signature)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    arch: str = "mlp"
+    activation: Optional[str] = None  # None: the model's own activation
+    init: str = "default"
+    init_from: Optional[str] = None  # a .pt saved by train.save_model: copy its weights, all but the head's
+    finetune: Literal["all", "head"] = "all"  # head: train only the head (harness.models.transfer)
+
+    @field_validator("init_from")
+    @classmethod
+    def _absolute(cls, v: Optional[str]) -> Optional[str]:
+        # relative to where the sweep is launched, not to the folder a Ray trial runs in
+        return str(Path(v).expanduser().absolute()) if v else None  # '' (e.g. --set model.init_from=): none
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        MODELS.entry(v)  # UnknownName (a ValueError) with a did-you-mean; resolves torchvision: and module:function
+        return v
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, v: Optional[str]) -> Optional[str]:
+        return v if v is None else _check_name(ACTIVATIONS, v)
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, v: str) -> str:
+        return _check_name(INITS, v)
+
+    @model_validator(mode="after")
+    def _options_fit_arch(self) -> "ModelConfig":
+        """Each option is a keyword of the arch's factory, of the type its annotation (or default) says."""
+        factory = MODELS.get(self.arch)
+        allowed, any_name = option_names(factory)
+        for key in self.options:
+            if key not in allowed and not any_name:
+                names = sorted(set(allowed) | {"arch", "init"})
+                raise OptionError(key, f"model '{self.arch}' has no option '{key}'{did_you_mean(key, names)}; "
+                                       f"allowed: {', '.join(names)}")
+        validate_options(self.arch, factory, self.options)
+        if self.options.get("pretrained") and self.init != "default":
+            raise OptionError("init", f"init '{self.init}' would overwrite the pretrained weights; "
+                                      f"allowed: default (or pretrained: false)")
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for the model factory (activation included when set)."""
+        opts = dict(self.model_extra or {})
+        if self.activation is not None:
+            opts["activation"] = self.activation
+        return opts
+
+
+class LossConfig(Section):
+    name: str = "cross_entropy"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_loss(cls, v: str) -> str:
+        return _check_name(LOSSES, v)  # the run's task checks which kind
+
+
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class OptimizerConfig(Section):
+    name: str = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    momentum: float = Field(0.0, ge=0.0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0.0)
+    group_lr: dict[str, Annotated[float, Field(gt=0.0)]] = {}  # parameter group name -> lr (model.param_groups())
+
+    @field_validator("name")
+    @classmethod
+    def _known_optimizer(cls, v: str) -> str:
+        return _check_name(OPTIMIZERS, v)
+
+
+class Stage(Section):
+    epochs: int = Field(gt=0)
+    lr: float = Field(gt=0.0)
+
+
+class SchedulerConfig(Section):
+    name: Literal["none", "step", "cosine", "onecycle", "plateau", "staged"] = "none"
+    step_size: int = Field(10, gt=0)  # step: epochs between decays
+    gamma: float = Field(0.1, gt=0.0)  # step: decay factor
+    factor: float = Field(0.1, gt=0.0, lt=1.0)  # plateau
+    patience: int = Field(2, ge=0)  # plateau
+    pct_start: float = Field(0.25, gt=0.0, lt=1.0)  # onecycle
+    warmup_epochs: int = Field(0, ge=0)  # cosine: linear warm-up
+    stages: list[Stage] = []  # staged: [{epochs: 10, lr: 0.1}, {epochs: 10, lr: 0.01}, ...]
+
+    @model_validator(mode="after")
+    def _stages_for_staged(self) -> "SchedulerConfig":
+        if self.name == "staged" and not self.stages:
+            raise ValueError("scheduler 'staged' needs stages: a list of {epochs, lr}")
+        return self
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(128, gt=0)
+    eval_batch_size: int = Field(512, gt=0)
+    precision: Literal["no", "fp16", "bf16"] = "no"
+    compile: bool = False
+    channels_last: bool = False
+    grad_clip: Optional[float] = Field(None, gt=0.0)
+    checkpoint: bool = True  # save a resumable checkpoint every epoch (removed when the trial ends)
+    save_model: bool = False  # keep the best weights as results/<sweep>/models/<trial_id>.pt
+
+
+class EarlyStoppingConfig(Section):
+    enabled: bool = False
+    monitor: Literal["val_loss", "val_acc", "val_iou", "val_dice"] = "val_loss"  # iou/dice: segmentation
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+
+    @property
+    def direction(self) -> str:
+        return self.mode if self.mode != "auto" else direction(self.monitor)
+
+
+class HealthConfig(Section):
+    enabled: bool = True
+    stall_epochs: int = Field(3, ge=1)  # judge "stuck at chance" after this many epochs
+    stall_margin: float = Field(0.05, ge=0.0)  # within this of chance (a constant prediction's val acc) is "at chance"
+    stop_on_stall: bool = True
+    # collapsed (a flag; never stops): val acc within collapse_margin of chance while this fraction of the
+    # classes is never predicted, or the top predicted class's share is >= collapse_top_share x the largest class's
+    collapse_unpredicted: float = Field(0.5, gt=0.0, le=1.0)
+    collapse_top_share: float = Field(2.5, gt=1.0)
+    collapse_margin: float = Field(0.1, ge=0.0)
+    divergence_factor: float = Field(100.0, gt=1.0)  # train loss above this x a uniform prediction's: diverged
+    vanishing_grad: float = Field(1e-7, ge=0.0)  # a layer's grad norm below this: vanishing
+    exploding_grad: float = Field(1e3, gt=0.0)  # total grad norm above this: exploding
+
+
+class SegmentationConfig(Section):
+    """`task: segmentation` only: prediction snapshots, mask threshold, joint image/mask augmentation."""
+
+    snapshot_every: int = Field(5, ge=0)  # epochs between prediction snapshots (and the last epoch); 0: none
+    snapshot_images: int = Field(4, ge=1, le=16)  # fixed validation images per snapshot
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)  # foreground where sigmoid(logit) > threshold
+    augment: Literal["none", "hflip"] = "none"  # hflip: flip image and mask together (dataset.augment stays none)
+
+
+class ResourcesConfig(Section):
+    gpus_per_trial: Optional[float] = Field(None, ge=0.0)  # None: 1 when the cluster has GPUs, else 0
+    cpus_per_trial: float = Field(1.0, gt=0.0)
+    workers_per_trial: int = Field(1, ge=1)  # > 1: data-parallel over this many workers
+    max_concurrent: Optional[int] = Field(None, ge=1)
+    max_retries: int = Field(0, ge=0)  # run a failed trial again (from its checkpoint) at most this many times
+
+
+class TuneConfig(Section):
+    scheduler: Literal["none", "asha"] = "none"
+    search: Literal["grid", "random"] = "grid"
+    num_samples: int = Field(1, ge=1)  # random search: points drawn from the grid's values
+    metric: Optional[Literal["val_acc", "val_loss", "val_iou", "val_dice"]] = None  # None: val_acc, val_iou (segmentation)
+    grace_period: int = Field(1, ge=1)  # asha
+    reduction_factor: int = Field(3, ge=2)  # asha
+
+
+class RunConfig(Section):
+    """Everything one trial needs: a sweep's base config with one grid point and one seed applied."""
+
+    name: str = "sweep"
+    description: str = ""
+    task: Literal[TASKS] = "classification"
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError(f"name '{v}' must be letters, digits, '_', '-' or '.' (it names the results folder)")
+        return v
+
+    @model_validator(mode="after")
+    def _staged_epochs(self) -> "RunConfig":
+        if self.scheduler.name == "staged":
+            total = sum(s.epochs for s in self.scheduler.stages)
+            if "epochs" not in self.train.model_fields_set:
+                self.train.epochs = total
+            elif self.train.epochs != total:
+                raise ValueError(
+                    f"train.epochs is {self.train.epochs} but the scheduler's stages add up to {total} epochs"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _fits_task(self) -> "RunConfig":
+        """Dataset, model, loss and monitored metrics of the run's task, from the registries' `task` metadata."""
+        for key, value, registry in (("dataset.name", self.dataset.name, DATASETS),
+                                     ("model.arch", self.model.arch, MODELS), ("loss.name", self.loss.name, LOSSES)):
+            task = registry.entry(value).meta["task"]
+            if task != self.task:
+                raise ValueError(f"{key}: '{value}' is not for task {self.task} (it needs task: {task}); "
+                                 f"allowed: {', '.join(registry.names(task=self.task))}")
+        for key, value in (("early_stopping.monitor", self.early_stopping.monitor), ("tune.metric", self.tune.metric)):
+            task = next((t for t, metrics in TASK_METRICS.items() if value in metrics), self.task)
+            if task != self.task:
+                raise ValueError(f"{key}: '{value}' needs task: {task} (this run's task is {self.task})")
+        seg = self.task == "segmentation"
+        if seg and self.dataset.augment != "none":
+            raise ValueError("dataset.augment: task segmentation augments image and mask together: "
+                             "set segmentation.augment (none, hflip) and leave dataset.augment none")
+        if seg and (getattr(self.model, "init_from", None) or getattr(self.model, "finetune", "all") != "all"):
+            raise ValueError("model.init_from / model.finetune: not supported for task segmentation "
+                             "(use model.pretrained and model.freeze_encoder)")
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """The config as one level of dotted keys (`optimizer.lr`), lists kept as lists."""
+        return flatten(self.model_dump(mode="json"))

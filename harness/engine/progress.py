@@ -1,0 +1,73 @@
+"""Where a trial stands between epochs: `TrialProgress` holds the epoch rows so far, the best epoch and
+its weights, and the epoch to start from (1, or where an interrupted run's checkpoint left off).
+`record(row)` closes an epoch: health verdict, best weights, the scheduler's epoch step, checkpoint,
+the epochs part file. Not here: training, evaluation, what a task scores.
+
+    progress = TrialProgress(cfg, trial_id, results_dir, accelerator, model, optimizer, scheduler, step_on,
+                             num_classes, uniform_loss, metric="val_acc", chance=0.1)
+    for epoch in range(progress.start_epoch, cfg.train.epochs + 1):
+        ...  # train, evaluate, build the row
+        verdict = progress.record(row)
+        if verdict.stop: break
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+from harness import monitor, store
+from harness.config import RunConfig
+from harness.engine.checkpoint import checkpoint_dir, copy_state, resume_from_checkpoint, save, save_checkpoint
+from harness.files import write_text
+
+
+class TrialProgress:
+    def __init__(self, cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, model, optimizer,
+                 scheduler, step_on: str, num_classes: int, uniform_loss: float, metric: str = "val_acc",
+                 chance: Optional[float] = None):
+        self.cfg, self.trial_id, self.results_dir, self.accelerator = cfg, trial_id, results_dir, accelerator
+        self.model, self.optimizer, self.scheduler, self.step_on = model, optimizer, scheduler, step_on
+        self.num_classes, self.uniform_loss = num_classes, uniform_loss
+        self.metric, self.chance = metric, chance  # the task's score and what a constant prediction scores on it
+        self.ckpt = checkpoint_dir(results_dir, trial_id) if cfg.train.checkpoint else None
+        self.best = {"value": math.nan, "epoch": None, "state": None}  # the monitored value, its epoch, weights
+        self.history, self.start_epoch = [], 1
+        if self.ckpt is not None and (self.ckpt / "last.pt").exists():
+            self.history, self.start_epoch = resume_from_checkpoint(self.ckpt, model, optimizer, scheduler,
+                                                                    accelerator, self.best)
+        elif self.ckpt is not None and accelerator.is_main_process:
+            self.ckpt.mkdir(parents=True, exist_ok=True)
+        if self.ckpt is not None and accelerator.is_main_process:
+            # what the checkpoint is made with: --resume compares it with the sweep file's (harness.resume)
+            write_text(self.ckpt / "config.json", cfg.model_dump_json())
+
+    def record(self, row: dict) -> monitor.Verdict:
+        """Close the epoch whose row this is; the verdict says whether to stop."""
+        es, main = self.cfg.early_stopping, self.accelerator.is_main_process
+        row.update(monitor.generalization_gap(row))
+        self.history.append(row)
+        verdict = monitor.check_epoch(self.history, self.num_classes, self.cfg.health, es, self.uniform_loss,
+                                      metric=self.metric, chance=self.chance)
+        row["flags"] = ",".join(verdict.flags)
+        best = self.best
+        if monitor.improved(row[es.monitor], best["value"], es.direction, es.min_delta if best["epoch"] else 0.0):
+            best.update(value=row[es.monitor], epoch=row["epoch"], state=copy_state(self.model))
+            if self.ckpt is not None and main:
+                save(best["state"], self.ckpt / "best.pt")
+        if self.step_on == "epoch" and self.scheduler is not None:
+            self.scheduler.step()
+        elif self.step_on == "plateau" and math.isfinite(row["val_loss"]):
+            self.scheduler.step(row["val_loss"])
+        if self.ckpt is not None and main:
+            save_checkpoint(self.ckpt, self.model, self.optimizer, self.scheduler, self.accelerator, row["epoch"],
+                            self.history, best)
+        if self.results_dir is not None and main:
+            store.write_part(self.results_dir, "epochs", self.trial_id, self.history)  # visible while it runs
+        return verdict
+
+    def restore_best(self) -> None:
+        """Load the best epoch's weights into the model (no-op before any epoch)."""
+        if self.best["state"] is not None:
+            self.model.load_state_dict(self.best["state"])

@@ -1,0 +1,166 @@
+"""The sweep command line: expand a sweep file and run its trials on Ray Tune, over every CPU/GPU
+of a machine or a cluster, with a live progress line, resume, shards, and a report at the end.
+
+    python -m harness.sweep sweeps/quickstart.yaml            # run the grid, write results/quickstart/
+    python -m harness.sweep sweeps/cifar.yaml --dry-run --json  # the expanded trials, nothing trained
+
+Each Tune trial is one `harness.trial.run_trial` (data-parallel over `resources.workers_per_trial`
+Ray Train workers when that is above 1). Results land in Parquet as trials finish, so a crash loses
+no finished trial; `--resume` skips finished trials and lets unfinished ones continue from their
+last epoch checkpoint. Exit codes: 0 done, 1 some trials failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from harness import store
+from harness.config import ArgParser, ConfigError, Trial, load_sweep
+from harness.data import dataset_spec
+from harness.models import count_params, create_model
+from harness.preflight import check_trials
+from harness.resume import checkpoint_configs, plan_resume, stored_configs
+from harness.sweep.select import parse_shard, random_subset, shard, smoke_overrides, smoke_trials
+from harness.sweep.tune import run_on_tune, sweep_metric
+from harness.vocabulary import Status, format_seconds, lower_is_better
+
+
+def dry_run_rows(trials: list[Trial]) -> list[dict]:
+    """One flat dict per trial: id, flattened config and the model's parameter count."""
+    counts: dict[str, int] = {}
+    rows = []
+    for t in trials:
+        cfg = t.config
+        shape, classes = dataset_spec(cfg.dataset)
+        key = json.dumps([cfg.model.arch, cfg.model.init, cfg.model.options, shape, classes], sort_keys=True, default=str)
+        if key not in counts:
+            options = {**cfg.model.options, **({"pretrained": False} if cfg.model.options.get("pretrained") else {})}
+            counts[key] = count_params(create_model(cfg.model.arch, shape, classes, **options))  # no weight download
+        rows.append({"trial_id": t.trial_id, "params": counts[key], **cfg.flat()})
+    return rows
+
+
+def top_table(results_dir: Path, metric: str = "best_val_acc", most: int = 10) -> str:
+    rows = store.read_table(results_dir, "trials")
+    if rows.empty or metric not in rows:
+        return "(no results)"
+    ok = rows[rows["status"] != Status.FAILED].sort_values(metric, ascending=lower_is_better(metric))
+    lines = [f"{'rank':>4}  {metric:>12}  {'test_acc':>8}  {'status':<13}  trial"]
+    for i, r in enumerate(ok.head(most).itertuples(), 1):
+        test = getattr(r, "test_acc", math.nan)
+        test = f"{test:8.4f}" if test is not None and math.isfinite(test) else f"{'-':>8}"
+        lines.append(f"{i:>4}  {getattr(r, metric):12.4f}  {test}  {r.status:<13}  {r.trial_id}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgParser(prog="python -m harness.sweep", description="Run a sweep file's grid on Ray Tune.")
+    p.add_argument("sweep", help="sweep file (YAML)")
+    p.add_argument("--dry-run", action="store_true", help="print the expanded trials, train nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: a JSON list, one object per trial")
+    p.add_argument("--resume", action="store_true", help="skip finished trials, continue unfinished ones")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: run failed trials again (from their last checkpoint)")
+    changed = p.add_mutually_exclusive_group()
+    changed.add_argument("--rerun-changed", action="store_true",
+                         help="with --resume: run trials whose stored config differs from the file's again")
+    changed.add_argument("--keep-changed", action="store_true",
+                         help="with --resume: keep the results of trials whose stored config differs from the file's")
+    p.add_argument("--overwrite", action="store_true", help="delete earlier results of this sweep first")
+    p.add_argument("--results-dir", default="results", help="parent folder; results go to DIR/<sweep name>/")
+    p.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    p.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable); pins a grid axis")
+    p.add_argument("--smoke", action="store_true", help="tiny data, one epoch, a few trials: an end-to-end check")
+    p.add_argument("--shard", help="I/N: run only trials i with i %% N == I (SLURM arrays)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        sweep = load_sweep(args.sweep, args.overrides)
+        if args.smoke:
+            sweep = load_sweep(args.sweep, args.overrides + smoke_overrides(sweep))
+        trials = sweep.trials
+        cfg = sweep.config
+        if cfg.tune.search == "random":
+            trials = random_subset(trials, cfg.tune.num_samples, sweep.seeds, seed=cfg.seed)
+        if args.smoke:
+            trials = smoke_trials(trials)
+        if args.shard:
+            trials = shard(trials, *parse_shard(args.shard))
+        if args.max_concurrent is not None and args.max_concurrent < 1:
+            raise ConfigError("--max-concurrent must be at least 1")
+        check_trials(trials, args.sweep, files=not args.dry_run)  # every model fits its input: before any trial
+        if args.dry_run:
+            rows = dry_run_rows(trials)
+            if args.json:
+                print(json.dumps(rows, indent=1, default=str))
+            else:
+                print(f"{sweep.name}: {len(trials)} trials")
+                for r in rows:
+                    print(f"  {r['trial_id']}  ({r['model.arch']}, {r['params']:,} params)")
+            return 0
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    results_dir = Path(args.results_dir) / sweep.name
+    if args.overwrite and results_dir.exists():
+        shutil.rmtree(results_dir)
+    resume = args.resume or args.retry_failed or args.rerun_changed or args.keep_changed
+    finished = store.finished_trial_ids(results_dir)
+    if finished and not resume:
+        print(f"error: {results_dir} already holds {len(finished)} finished trial(s) of this sweep: "
+              f"--resume to continue it, --overwrite to start again", file=sys.stderr)
+        return 2
+    # every writer (Ray workers, finalize, shards) gets the trials schema of the whole sweep before any
+    # trial writes; a resume starts from compacted files (and repairs an interrupted compaction)
+    store.write_schema(results_dir, [t.config for t in sweep.trials])
+    store.compact(results_dir, [t.trial_id for t in trials])
+    try:
+        plan = plan_resume(trials, stored_configs(results_dir), checkpoint_configs(results_dir),
+                           retry_failed=args.retry_failed,
+                           on_change="rerun" if args.rerun_changed else "keep" if args.keep_changed else None,
+                           where=f"{args.sweep}: --resume {results_dir}")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if plan.forget:
+        store.forget_trials(results_dir, plan.forget)
+    for tid in plan.discard_checkpoints:
+        shutil.rmtree(results_dir / "checkpoints" / tid, ignore_errors=True)
+    pending = plan.pending
+    again = f", {len(plan.forget)} to run again" if plan.forget else ""
+    print(f"sweep {sweep.name}: {len(trials)} trials ({plan.kept} already finished{again}) -> {results_dir}/",
+          flush=True)
+    started = time.time()
+    statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent) if pending else {}
+    store.compact(results_dir, [t.trial_id for t in trials])  # finished: one file per table (this run's trials only)
+
+    counts: dict[str, int] = {}
+    for s in statuses.values():
+        counts[s] = counts.get(s, 0) + 1
+    print(f"\nfinished {len(statuses)} trials in {format_seconds(time.time() - started)}: "
+          + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print(top_table(results_dir, "best_" + sweep_metric(cfg)))
+    if not args.no_report:
+        try:
+            from harness.report import write_report  # matplotlib: seconds to import, needed only here
+
+            report = write_report(results_dir)
+            print(f"report: {report}")
+        except Exception as err:  # noqa: BLE001 - the sweep's results stand even if the report fails
+            print(f"warning: the report could not be written: {type(err).__name__}: {err}", file=sys.stderr)
+    print(f"results: {results_dir}/")
+    return 1 if counts.get(Status.FAILED) else 0

@@ -1,0 +1,279 @@
+"""Running trials on Ray Tune: one Tune trial per harness trial (data-parallel ones over Ray Train
+workers), per-epoch reports that carry every metric a scheduler needs, ASHA, retries from
+checkpoints, GPU placement (logical GPUs included), and `finalize`, which gives every trial a row.
+
+Ray is imported inside the functions that use it: importing Ray costs seconds, and the pure parts of
+the sweep (selection, --dry-run, resume plans) never need it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import torch
+
+from harness import store
+from harness.config import Trial
+from harness.engine.device import make_accelerator
+from harness.sweep.progress import Progress
+from harness.tasks import TASKS
+from harness.trial import run_trial
+from harness.vocabulary import Status, direction
+
+
+def sweep_metric(cfg) -> str:
+    """The per-epoch metric that ranks trials: tune.metric, else the task's own (val_acc, val_iou)."""
+    return cfg.tune.metric or TASKS.get(cfg.task).metric
+
+
+def tune_metrics(row: dict) -> dict:
+    """What one epoch tells Tune: the epoch (the schedulers' time) and every metric a scheduler or the
+    progress line may rank by. Each report carries them all, so a scheduler never sees a result without
+    its metric (Tune rejects such a result and ends the sweep)."""
+    keep = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_iou", "val_dice", "lr", "images_per_sec")
+    return {k: row[k] for k in keep if k in row}
+
+
+def run_with_retries(trial: Trial, results_dir: str, max_retries: int, on_epoch=None, accelerator=None):
+    """Run a trial; when it fails, run it again (at most `max_retries` times more), continuing from its
+    last epoch checkpoint: a failed trial keeps its checkpoint. Returns the last outcome."""
+    for attempt in range(max_retries + 1):
+        outcome = run_trial(trial.config, trial.trial_id, results_dir, trial.point, on_epoch=on_epoch,
+                            accelerator=accelerator, attempt=attempt + 1)
+        if outcome.status != Status.FAILED:
+            break
+    return outcome
+
+
+def _tune_trainable(trials: dict, results_dir: str, workers: int, use_gpu: bool, backend: str):
+    """The function Tune runs per trial: look the trial up by id and run it (data-parallel if asked).
+    Every epoch is reported to Tune as it ends; the trial's status is read from its Parquet row."""
+
+    def trainable(tune_config: dict) -> None:
+        from ray import tune
+
+        trial = trials[tune_config["trial_id"]]
+        if workers <= 1:
+            run_with_retries(trial, results_dir, trial.config.resources.max_retries,
+                             on_epoch=lambda row, _: tune.report(tune_metrics(row)))
+        else:
+            _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
+
+    return trainable
+
+
+def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bool, backend: str) -> None:
+    """A data-parallel trial: a Ray Train TorchTrainer with Accelerate inside each worker. Every rank
+    reports each epoch's row (the same numbers: metrics are summed across ranks); Ray Train hands rank
+    0's report to Tune (TuneReportCallback), so schedulers see and prune it like any other trial."""
+    from ray.train import RunConfig as TrainRunConfig
+    from ray.train import ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    def loop(_config):
+        from ray import train
+
+        run_with_retries(trial, results_dir, trial.config.resources.max_retries,
+                         on_epoch=lambda row, _: train.report(tune_metrics(row)),
+                         accelerator=make_accelerator(trial.config.train.precision))
+
+    trainer = TorchTrainer(
+        loop,
+        torch_config=TorchConfig(backend=backend),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": trial.config.resources.cpus_per_trial}),
+        run_config=TrainRunConfig(name=f"dp-{trial.trial_id}", storage_path=str(Path(results_dir, "_ray").resolve()),
+                                  callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()
+
+
+def recorded_status(results_dir: Path, trial_id: str) -> Optional[str]:
+    """The status in a trial's own trials row, or None when it has none (yet)."""
+    path = store.part_path(results_dir, "trials", trial_id)
+    try:
+        return str(pd.read_parquet(path, columns=["status"])["status"].iloc[-1])
+    except (OSError, IndexError, KeyError):  # no row yet (or it is being replaced right now)
+        return None
+
+
+def _make_callback(progress: Progress, results_dir: Path):
+    from ray import tune
+
+    class ProgressCallback(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            progress.start(trial.config["trial_id"])
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            progress.epoch(trial.config["trial_id"], result)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            # a trial that ended by itself wrote its row; one a scheduler stopped has none yet (finalize)
+            tid = trial.config["trial_id"]
+            progress.finish(tid, recorded_status(results_dir, tid) or Status.EARLY_STOPPED)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            progress.finish(trial.config["trial_id"], Status.FAILED)
+
+    return ProgressCallback()
+
+
+def init_ray(address: Optional[str], **resources) -> None:
+    """Join `address` (else $RAY_ADDRESS), else start a local Ray (`resources`: e.g. num_gpus=2 for
+    logical GPUs in tests). A Ray already initialized in this process is reused as it is."""
+    import ray
+
+    if ray.is_initialized():  # a second sweep in the same process reuses its Ray
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    # Ray's workers inherit the driver's environment; keep their own thread pools to one core each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs = dict(logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
+                  configure_logging=True)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(**kwargs, **resources)
+    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def resources_text(resources: dict, workers: int) -> str:
+    if workers > 1:
+        return f"{workers} Ray Train workers"
+    return f"{resources['cpu']:g} CPU, {resources['gpu']:g} GPU"
+
+
+def gpus_are_cuda(timeout: float = 120.0) -> bool:
+    """Whether a task holding one of the Ray cluster's GPUs sees a CUDA device. Ray's GPUs can be logical
+    (`ray start --num-gpus 2` on a machine without CUDA); then trials are placed on them but train on
+    the CPU, and data-parallel trials must use gloo, not NCCL."""
+    import ray
+
+    @ray.remote(num_gpus=0.001, num_cpus=0)
+    def probe() -> bool:
+        return torch.cuda.is_available()
+
+    try:
+        return bool(ray.get(probe.remote(), timeout=timeout))
+    except ray.exceptions.GetTimeoutError:  # every GPU busy: assume what a GPU cluster normally is
+        return True
+
+
+def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str] = None,
+                max_concurrent: Optional[int] = None, stream=None) -> dict[str, str]:
+    """Run `trials` as Tune trials; returns trial_id -> status for every trial (from the Parquet)."""
+    import ray
+    from ray import tune
+
+    cfg = trials[0].config
+    init_ray(address)
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    gpus = cfg.resources.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if cluster_gpus > 0 else 0.0
+    elif gpus > 0 and cluster_gpus == 0:
+        print(f"warning: resources.gpus_per_trial is {gpus} but the Ray cluster has no GPU: trials run on CPU",
+              file=sys.stderr, flush=True)
+        gpus = 0.0  # otherwise Tune waits forever for a GPU that is not there
+    cuda = gpus > 0 and gpus_are_cuda()
+    if gpus > 0 and not cuda:
+        print("warning: the Ray cluster's GPUs are not CUDA devices here (logical GPUs): trials are scheduled "
+              "on them but train on the CPU", file=sys.stderr, flush=True)
+    if cfg.train.precision == "fp16" and not cuda:
+        print("warning: train.precision fp16 needs a CUDA GPU: on the CPU trials train in fp32 and record "
+              "precision 'no' (bf16 runs on the CPU)", file=sys.stderr, flush=True)
+    workers = cfg.resources.workers_per_trial
+    by_id = {t.trial_id: t for t in trials}
+    # data-parallel trials: NCCL between CUDA devices, gloo otherwise (logical GPUs, CPUs)
+    trainable = _tune_trainable(by_id, str(results_dir.resolve()), workers, use_gpu=gpus > 0,
+                                backend="nccl" if cuda else "gloo")
+    if workers > 1:
+        # the driver function itself is light: Ray Train asks for each worker's resources
+        resources = {"cpu": 0.01}
+    else:
+        resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": gpus}
+    trainable = tune.with_resources(trainable, resources)
+
+    scheduler = None
+    if cfg.tune.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(time_attr="epoch", metric=sweep_metric(cfg),
+                                  mode=direction(sweep_metric(cfg)),
+                                  max_t=cfg.train.epochs, grace_period=cfg.tune.grace_period,
+                                  reduction_factor=cfg.tune.reduction_factor,
+                                  # a trial that reaches the last epoch finishes by itself (best weights on
+                                  # the test split, its row); stopping it there would lose its test metrics
+                                  stop_last_trials=False)
+    progress = Progress(len(trials), sweep_metric(cfg), stream)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial_id": tune.grid_search([t.trial_id for t in trials])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or cfg.resources.max_concurrent,
+                                    # a worker serves trial after trial: its imports (torch, torch._dynamo) are paid
+                                    # once per worker, not per trial (2.65 s -> 0.15-0.25 s a trial on 2 CPUs,
+                                    # `python -m harness.bench --ray`); every trial seeds itself and builds a
+                                    # fresh Accelerator
+                                    scheduler=scheduler, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+            storage_path=str((results_dir / "_ray").resolve()),
+            verbose=0, callbacks=[_make_callback(progress, results_dir)],
+            # a trial whose worker died (out of memory, a lost node) starts again from its checkpoint
+            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
+        ),
+    )
+    try:
+        grid = tuner.fit()
+    finally:
+        progress.close()
+    print(f"at most {progress.peak_running} trial(s) ran at once ({resources_text(resources, workers)} each)", flush=True)
+    errors = {}
+    for result in grid:
+        tid = (result.config or {}).get("trial_id")
+        if tid and result.error is not None:
+            errors[tid] = f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
+    return finalize(trials, results_dir, errors)
+
+
+def finalize(trials: list[Trial], results_dir: Path, errors: dict[str, str]) -> dict[str, str]:
+    """Give every trial a row: a trial killed from outside (out of memory, a lost worker, ASHA) has
+    epoch rows but wrote no trials row; record it here as failed, or early_stopped when pruned."""
+    rows = store.read_table(results_dir, "trials")
+    have = dict(zip(rows["trial_id"], rows["status"])) if not rows.empty else {}
+    epochs = store.read_table(results_dir, "epochs")
+    for t in trials:
+        if t.trial_id in have:
+            continue
+        history = epochs[epochs["trial_id"] == t.trial_id] if not epochs.empty else epochs
+        error = errors.get(t.trial_id)
+        if error is None and history.empty:
+            error = "the trial ended without reporting (worker lost)"
+        status = Status.FAILED if error else Status.EARLY_STOPPED
+        row = {"trial_id": t.trial_id, "sweep": t.config.name, "status": status, "error": error,
+               "epochs_run": int(len(history)), "point": json.dumps(t.point, sort_keys=True),
+               "stopped_by": None if error else "scheduler", "config": t.config.model_dump_json(), **t.config.flat()}
+        if not history.empty:  # its task's best scores, so that it counts on the leaderboard (best_val_iou ...)
+            scores = TASKS.get(t.config.task).columns["best_val"]
+            row.update({f"best_val_{k}": float(history[f"val_{k}"].max()) for k in scores if f"val_{k}" in history},
+                       best_val_loss=float(history["val_loss"].min()),
+                       best_epoch=int(history.loc[history["val_loss"].idxmin(), "epoch"]))
+        store.write_part(results_dir, "trials", t.trial_id, [row])
+        if status == Status.EARLY_STOPPED:  # pruned: it will not be resumed, so its checkpoint can go
+            shutil.rmtree(results_dir / "checkpoints" / t.trial_id, ignore_errors=True)
+        have[t.trial_id] = status
+    return {t.trial_id: have[t.trial_id] for t in trials}
