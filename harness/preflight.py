@@ -106,8 +106,9 @@ def _forward(model, shape, device: str):
         raise _Failure("model.arch", _detail(err), err, "model") from None
 
 
-def _check(cfg, shape, classes: int, device: str, files: bool, models: dict) -> None:
-    """Build, forward, loss and optimizer groups for one run's config on `device`; raises _Failure."""
+def _check(cfg, shape, classes: int, device: str, files: bool, models: dict):
+    """Build, forward, loss and optimizer groups for one run's config on `device`; returns the model,
+    raises _Failure."""
     seg = cfg.task == "segmentation"
     options = {**cfg.model.options, **({"pretrained": False} if cfg.model.options.get("pretrained") else {})}
     model_key = json.dumps([device, cfg.task, cfg.model.arch, cfg.model.init, options, cfg.model.finetune,
@@ -144,6 +145,7 @@ def _check(cfg, shape, classes: int, device: str, files: bool, models: dict) -> 
         key = "optimizer.group_lr" if "group_lr" in str(err) else "model.finetune"
         raise _Failure(key, f"optimizer '{cfg.optimizer.name}' cannot train {cfg.model.arch}: {_detail(err)}",
                        err, "optimizer") from None
+    return model
 
 
 def _smallest_square(cfg, shape, classes: int) -> Optional[int]:
@@ -215,13 +217,15 @@ def _check_split(dataset, where: str, tid: str) -> None:
                           f"fewer than {pool} images (in grid point {tid})")
 
 
-def check_trials(trials: list[Trial], where: str, *, files: bool = True) -> None:
+def check_trials(trials: list[Trial], where: str, *, files: bool = True) -> dict[str, int]:
     """Raise ConfigError (one line: `where`, the key, the trial, the input shape) for the first trial whose
     model cannot be built and run on its dataset's inputs, or whose loss or optimizer groups cannot take it.
+    Returns each trial's parameter count, from the model built here (what --dry-run prints).
 
     `files`: also load `model.init_from` (off for --dry-run: a source sweep may not have run yet).
     """
-    seen: set[str] = set()
+    params_of: dict[str, int] = {}  # check key -> parameter count
+    params: dict[str, int] = {}  # trial id -> parameter count
     models: dict[str, Any] = {}
     devices: dict[str, str] = {}
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):  # the CPU fallback draws weights
@@ -237,19 +241,24 @@ def check_trials(trials: list[Trial], where: str, *, files: bool = True) -> None
             _check_split(cfg.dataset, where, trial.trial_id)
             key = json.dumps([cfg.task, cfg.model.model_dump(mode="json"), cfg.loss.model_dump(mode="json"),
                               cfg.optimizer.group_lr, shape, classes], sort_keys=True, default=str)  # what _check uses
-            if key in seen:
-                continue
-            seen.add(key)
-            device = _device_for(cfg, shape, classes, devices)
+            if key not in params_of:
+                params_of[key] = count_params(_checked_model(cfg, shape, classes, files, models, devices, where,
+                                                             trial.trial_id))
+            params[trial.trial_id] = params_of[key]
+    return params
+
+
+def _checked_model(cfg, shape, classes: int, files: bool, models: dict, devices: dict, where: str, trial_id: str):
+    """The model `_check` built for this config (on the meta device, or the CPU where meta cannot run it);
+    ConfigError when a check fails."""
+    device = _device_for(cfg, shape, classes, devices)
+    try:
+        return _check(cfg, shape, classes, device, files, models)
+    except _Failure as failure:
+        if device == "meta" and _meta_only(failure.cause):
             try:
-                _check(cfg, shape, classes, device, files, models)
-            except _Failure as failure:
-                if device == "meta" and _meta_only(failure.cause):
-                    device = "cpu"
-                    try:
-                        _check(cfg, shape, classes, device, files, models)
-                        continue
-                    except _Failure as cpu_failure:
-                        failure = cpu_failure
-                raise ConfigError(f"{where}: {failure.key}: {_message(failure, cfg, shape, classes)} "
-                                  f"(in grid point {trial.trial_id})") from None
+                return _check(cfg, shape, classes, "cpu", files, models)
+            except _Failure as cpu_failure:
+                failure = cpu_failure
+        raise ConfigError(f"{where}: {failure.key}: {_message(failure, cfg, shape, classes)} "
+                          f"(in grid point {trial_id})") from None

@@ -54,8 +54,7 @@ def test_a_decorated_dataset_and_model_are_valid_in_a_sweep_file_and_drive_the_d
                        "grid: {model.hidden: [4, 8]}\n")
     sweep = load_sweep(path)
     assert dataset_spec(sweep.trials[0].config.dataset) == ((2, 12, 12), 3)  # from the metadata, nothing loaded
-    check_trials(sweep.trials, str(path))
-    rows = dry_run_rows(sweep.trials)
+    rows = dry_run_rows(sweep.trials, check_trials(sweep.trials, str(path)))
     assert [r["params"] for r in rows] == [count_params(create_model("test_only_net", (2, 12, 12), 3, hidden=h))
                                            for h in (4, 8)]
 

@@ -23,8 +23,6 @@ from typing import Optional
 
 from harness import store
 from harness.config import ArgParser, ConfigError, Trial, load_sweep
-from harness.data import dataset_spec
-from harness.models import count_params, create_model
 from harness.preflight import check_trials
 from harness.resume import checkpoint_configs, plan_resume, stored_configs
 from harness.sweep.select import parse_shard, random_subset, shard, smoke_overrides, smoke_trials
@@ -32,19 +30,10 @@ from harness.sweep.tune import run_on_tune, sweep_metric
 from harness.vocabulary import Status, format_seconds, lower_is_better
 
 
-def dry_run_rows(trials: list[Trial]) -> list[dict]:
-    """One flat dict per trial: id, flattened config and the model's parameter count."""
-    counts: dict[str, int] = {}
-    rows = []
-    for t in trials:
-        cfg = t.config
-        shape, classes = dataset_spec(cfg.dataset)
-        key = json.dumps([cfg.model.arch, cfg.model.init, cfg.model.options, shape, classes], sort_keys=True, default=str)
-        if key not in counts:
-            options = {**cfg.model.options, **({"pretrained": False} if cfg.model.options.get("pretrained") else {})}
-            counts[key] = count_params(create_model(cfg.model.arch, shape, classes, **options))  # no weight download
-        rows.append({"trial_id": t.trial_id, "params": counts[key], **cfg.flat()})
-    return rows
+def dry_run_rows(trials: list[Trial], params: dict[str, int]) -> list[dict]:
+    """One flat dict per trial: id, flattened config and the model's parameter count (`params`: trial id ->
+    count, as check_trials returns them from the models it built)."""
+    return [{"trial_id": t.trial_id, "params": params[t.trial_id], **t.config.flat()} for t in trials]
 
 
 def top_table(results_dir: Path, metric: str = "best_val_acc", most: int = 10) -> str:
@@ -101,9 +90,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             trials = shard(trials, *parse_shard(args.shard))
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent must be at least 1")
-        check_trials(trials, args.sweep, files=not args.dry_run)  # every model fits its input: before any trial
+        params = check_trials(trials, args.sweep, files=not args.dry_run)  # every model fits: before any trial
         if args.dry_run:
-            rows = dry_run_rows(trials)
+            rows = dry_run_rows(trials, params)
             if args.json:
                 print(json.dumps(rows, indent=1, default=str))
             else:
