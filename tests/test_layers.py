@@ -17,7 +17,7 @@ LAYERS = {
     "config": 1,
     "data": 2, "models": 2, "losses": 2, "optimizers": 2, "schedulers": 2, "metrics": 2, "perf": 2,
     "preflight": 3, "monitor": 3, "step": 3, "engine": 3, "tasks": 3, "segmentation": 3, "store": 3,
-    "resume": 4, "trial": 4,
+    "resume": 4, "trial": 4, "packed_trial": 4,
     "sweep": 5,
     "report": 6,
     "slurm": 7, "bench": 7,

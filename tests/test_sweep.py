@@ -82,7 +82,9 @@ def test_failing_trial_is_recorded_and_the_sweep_exits_1(tmp_path, write_sweep):
 
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, write_sweep):
     path = write_sweep(SWEEP.format(name="killed", epochs=6, lrs="[0.01, 0.003, 0.001]"))  # 12 trials
-    proc = subprocess.Popen(sweep_cmd(path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    # one trial per program, so that some trials have finished and others not when the kill comes
+    # (packs resuming from their members' checkpoints: tests/test_pack.py)
+    proc = subprocess.Popen(sweep_cmd(path, tmp_path, "--no-pack"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     results = tmp_path / "killed"
     deadline = time.time() + 300
@@ -94,7 +96,8 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, write_sweep)
     assert 3 <= len(finished_before) < 12
     before = store.read_table(results, "trials").set_index("trial_id").loc[sorted(finished_before), "finished_at"]
 
-    resumed = subprocess.run(sweep_cmd(path, tmp_path, "--resume"), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(sweep_cmd(path, tmp_path, "--resume", "--no-pack"), capture_output=True, text=True,
+                             timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert f"({len(finished_before)} already finished)" in resumed.stdout
     trials = store.read_table(results, "trials")

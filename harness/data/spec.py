@@ -25,6 +25,8 @@ def dataset_spec(cfg) -> tuple[tuple[int, int, int], int]:
     """(input shape C x H x W, number of classes) of a DatasetConfig; a dataset registered without them is
     loaded to learn them."""
     shape, classes = _value(cfg, "shape"), _value(cfg, "classes")
+    if getattr(cfg, "classes", None):  # dataset.classes keeps only these
+        classes = len(set(cfg.classes))
     if shape is None or classes is None:
         splits = load_dataset(cfg)
         shape = shape or splits.input_shape
@@ -34,4 +36,6 @@ def dataset_spec(cfg) -> tuple[tuple[int, int, int], int]:
 
 def train_pool(cfg) -> Optional[int]:
     """Images in the training pool (train + val) of a DatasetConfig where known without loading, else None."""
+    if getattr(cfg, "classes", None):  # a subset of the classes: known once loaded
+        return None
     return _value(cfg, "train_pool")

@@ -2,9 +2,11 @@
 
 Validation is a seeded random part of the training pool (torch.Generator seeded with
 cfg.split_seed), so the same split_seed gives the same split on every machine and every trial.
-The `--smoke` caps (max_train, max_eval) subsample after the split, so validation never leaks into
-training. `split_info` records what was used (sizes, a hash of the validation indices) and the
-training split's per-channel mean/std (the `dataset` normalize preset).
+`dataset.classes` keeps only the listed classes in every split, relabelled 0..len-1 in the listed
+order, before the split (validation is then a fraction of the kept pool). The `--smoke` caps
+(max_train, max_eval) subsample after the split, so validation never leaks into training.
+`split_info` records what was used (sizes, a hash of the validation indices) and the training
+split's per-channel mean/std (the `dataset` normalize preset).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.data.sources import derive_seed
+from harness.data.sources import RawDataset, derive_seed
 from harness.registry import DATASETS
 
 
@@ -46,9 +48,32 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     return (mean / 255).tolist(), (std / 255).tolist()
 
 
+def select_classes(raw: RawDataset, classes: list[int], name: str) -> RawDataset:
+    """Only the samples of `classes` (indices into raw.class_names), relabelled 0..len-1 in that order."""
+    count = len(raw.class_names)
+    bad = [c for c in classes if not 0 <= c < count]
+    if len(classes) < 2 or len(set(classes)) != len(classes) or bad:
+        raise ValueError(f"dataset '{name}': classes {classes} must be at least 2 different class indices "
+                         f"from 0 to {count - 1}")
+    relabel = torch.full((max(count, int(raw.train_y.max()) + 1, int(raw.test_y.max()) + 1),), -1, dtype=torch.int64)
+    relabel[torch.tensor(classes)] = torch.arange(len(classes))
+
+    def keep(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        new = relabel[y]
+        kept = new >= 0
+        return x[kept], new[kept]
+
+    train_x, train_y = keep(raw.train_x, raw.train_y)
+    test_x, test_y = keep(raw.test_x, raw.test_y)
+    return RawDataset(train_x, train_y, test_x, test_y, [raw.class_names[c] for c in classes])
+
+
 def load_dataset(cfg) -> Splits:
-    """Load `cfg.name` (a DatasetConfig) and split its training pool into train and val."""
+    """Load `cfg.name` (a DatasetConfig), keep `cfg.classes` if set, and split its training pool into
+    train and val."""
     raw = DATASETS.get(cfg.name)(cfg)
+    if getattr(cfg, "classes", None) is not None:
+        raw = select_classes(raw, cfg.classes, cfg.name)
     n = len(raw.train_y)
     num_val = cfg.num_val if cfg.num_val is not None else round(cfg.val_fraction * n)
     if num_val >= n:

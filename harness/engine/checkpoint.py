@@ -26,19 +26,24 @@ def save(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def save_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator, epoch: int, history: list, best: dict) -> None:
-    """Everything needed to continue a trial after `epoch`: weights, optimizer, schedule, scaler, RNG."""
+def save_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator, epoch: int, history: list, best: dict,
+                    generator: Optional[torch.Generator] = None) -> None:
+    """Everything needed to continue a trial after `epoch`: weights, optimizer, schedule, scaler, RNG
+    (`generator`'s state instead of the global one: a pack member's own stream)."""
     device = accelerator.device
-    save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+    # copied: a pack member's weights are views into the pack's stacks, which torch.save would write whole
+    save({"model": copy_state(model), "optimizer": optimizer.state_dict(),
           "scheduler": scheduler.state_dict() if scheduler is not None else None,
           "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-          "rng_cpu": torch.get_rng_state(),
-          "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+          "rng_cpu": torch.get_rng_state() if generator is None else None,
+          "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" and generator is None else None,
+          "rng_generator": generator.get_state() if generator is not None else None,
           "epoch": epoch, "history": history, "best_value": best["value"], "best_epoch": best["epoch"]},
          ckpt / "last.pt")
 
 
-def resume_from_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator, best: dict) -> tuple[list, int]:
+def resume_from_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator, best: dict,
+                           generator: Optional[torch.Generator] = None) -> tuple[list, int]:
     """Load `ckpt/last.pt` (and the best weights) into the run's objects; returns (history, next epoch)."""
     device = accelerator.device
     state = torch.load(ckpt / "last.pt", map_location=device, weights_only=False)
@@ -48,7 +53,10 @@ def resume_from_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator,
         scheduler.load_state_dict(state["scheduler"])
     if accelerator.scaler is not None and state.get("scaler") is not None:
         accelerator.scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng_cpu"])
+    if generator is not None and state.get("rng_generator") is not None:
+        generator.set_state(state["rng_generator"])
+    elif state.get("rng_cpu") is not None:
+        torch.set_rng_state(state["rng_cpu"])
     if device.type == "cuda" and state.get("rng_cuda") is not None:
         torch.cuda.set_rng_state(state["rng_cuda"], device)
     best.update(value=state["best_value"], epoch=state["best_epoch"])

@@ -26,17 +26,18 @@ from harness.files import write_text
 class TrialProgress:
     def __init__(self, cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, model, optimizer,
                  scheduler, step_on: str, num_classes: int, uniform_loss: float, metric: str = "val_acc",
-                 chance: Optional[float] = None):
+                 chance: Optional[float] = None, generator=None):
         self.cfg, self.trial_id, self.results_dir, self.accelerator = cfg, trial_id, results_dir, accelerator
         self.model, self.optimizer, self.scheduler, self.step_on = model, optimizer, scheduler, step_on
         self.num_classes, self.uniform_loss = num_classes, uniform_loss
         self.metric, self.chance = metric, chance  # the task's score and what a constant prediction scores on it
+        self.generator = generator  # a pack member's own RNG (dropout), checkpointed in place of the global one
         self.ckpt = checkpoint_dir(results_dir, trial_id) if cfg.train.checkpoint else None
         self.best = {"value": math.nan, "epoch": None, "state": None}  # the monitored value, its epoch, weights
         self.history, self.start_epoch = [], 1
         if self.ckpt is not None and (self.ckpt / "last.pt").exists():
             self.history, self.start_epoch = resume_from_checkpoint(self.ckpt, model, optimizer, scheduler,
-                                                                    accelerator, self.best)
+                                                                    accelerator, self.best, generator)
         elif self.ckpt is not None and accelerator.is_main_process:
             self.ckpt.mkdir(parents=True, exist_ok=True)
         if self.ckpt is not None and accelerator.is_main_process:
@@ -62,7 +63,7 @@ class TrialProgress:
             self.scheduler.step(row["val_loss"])
         if self.ckpt is not None and main:
             save_checkpoint(self.ckpt, self.model, self.optimizer, self.scheduler, self.accelerator, row["epoch"],
-                            self.history, best)
+                            self.history, best, self.generator)
         if self.results_dir is not None and main:
             store.write_part(self.results_dir, "epochs", self.trial_id, self.history)  # visible while it runs
         return verdict

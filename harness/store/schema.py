@@ -41,6 +41,7 @@ TRIAL_SCHEMA = pa.schema([
     ("num_classes", INT), ("input_shape", STRING), ("split_hash", STRING),
     ("device", STRING), ("cuda_visible_devices", STRING), ("precision", STRING), ("world_size", INT),
     ("attempt", INT), ("torch_version", STRING),
+    ("pack_id", STRING), ("pack_size", INT),  # the packed program the trial trained in (harness.pack); null: alone
     ("health", STRING),  # the flags raised (JSON list)
     ("error", STRING), ("error_detail", STRING),
     ("config", STRING),  # the full config (JSON)

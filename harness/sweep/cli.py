@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -25,6 +26,7 @@ from harness import store
 from harness.config import ArgParser, ConfigError, Trial, load_sweep
 from harness.preflight import check_trials
 from harness.resume import checkpoint_configs, plan_resume, stored_configs
+from harness.sweep.packs import plan_packs, why_not_packed
 from harness.sweep.select import parse_shard, random_subset, shard, smoke_overrides, smoke_trials
 from harness.sweep.tune import run_on_tune, sweep_metric
 from harness.vocabulary import Status, format_seconds, lower_is_better
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="tiny data, one epoch, a few trials: an end-to-end check")
     p.add_argument("--shard", help="I/N: run only trials i with i %% N == I (SLURM arrays)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--no-pack", action="store_true",
+                   help="run every trial as its own program (default: resources.pack, packs where trials allow)")
     return p
 
 
@@ -97,6 +101,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(json.dumps(rows, indent=1, default=str))
             else:
                 print(f"{sweep.name}: {len(trials)} trials")
+                units = plan_packs(trials, slots=os.cpu_count() or 1, no_pack=args.no_pack)
+                packs = [u for u in units if len(u) > 1]
+                if packs:
+                    print(f"packed: {sum(map(len, packs))} trials in {len(packs)} packs of "
+                          f"{min(map(len, packs))}-{max(map(len, packs))} (sized again for the Ray cluster's memory)")
+                elif why_not_packed(cfg, args.no_pack):
+                    print(f"not packed: {why_not_packed(cfg, args.no_pack)}")
                 for r in rows:
                     print(f"  {r['trial_id']}  ({r['model.arch']}, {r['params']:,} params)")
             return 0
@@ -134,7 +145,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"sweep {sweep.name}: {len(trials)} trials ({plan.kept} already finished{again}) -> {results_dir}/",
           flush=True)
     started = time.time()
-    statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent) if pending else {}
+    statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent,
+                           no_pack=args.no_pack) if pending else {}
     store.compact(results_dir, [t.trial_id for t in trials])  # finished: one file per table (this run's trials only)
 
     counts: dict[str, int] = {}

@@ -3,12 +3,15 @@ elapsed time and ETA, as one live line on a terminal or a line per finished tria
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import time
 
 from harness.vocabulary import Status, format_seconds, lower_is_better
+
+MEMBERS = "pack_members"  # a pack's Tune result: JSON {trial_id: {"status": "" or how it stopped, metrics...}}
 
 
 class Progress:
@@ -21,6 +24,8 @@ class Progress:
         self.started = time.time()
         self.running: set[str] = set()
         self.peak_running = 0  # most trials running at once
+        self.units: set[str] = set()  # Tune trials (packs or trials alone) running now
+        self.peak_units = 0
         self.done: dict[str, str] = {}  # trial_id -> status
         self.best: tuple[float, str] = (-math.inf, "")
         self.live = self.stream.isatty()
@@ -37,6 +42,23 @@ class Progress:
         self.running.add(trial_id)
         self.peak_running = max(self.peak_running, len(self.running))
         self.draw()
+
+    def result(self, unit: str, result: dict) -> None:
+        """A Tune result of `unit`: one trial's epoch, or a pack's (each member's metrics and whether it stopped)."""
+        if MEMBERS not in result:
+            self.epoch(unit, result)
+            return
+        for tid, member in json.loads(result[MEMBERS]).items():
+            self.epoch(tid, member)
+            if member.get("status") and tid not in self.done:
+                self.finish(tid, member["status"])
+
+    def unit_started(self, unit: str) -> None:
+        self.units.add(unit)
+        self.peak_units = max(self.peak_units, len(self.units))
+
+    def unit_ended(self, unit: str) -> None:
+        self.units.discard(unit)
 
     def epoch(self, trial_id: str, row: dict) -> None:
         value = row.get(self.metric)

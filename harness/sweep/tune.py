@@ -1,6 +1,8 @@
-"""Running trials on Ray Tune: one Tune trial per harness trial (data-parallel ones over Ray Train
-workers), per-epoch reports that carry every metric a scheduler needs, ASHA, retries from
-checkpoints, GPU placement (logical GPUs included), and `finalize`, which gives every trial a row.
+"""Running trials on Ray Tune: one Tune trial per unit of work, a pack of trials trained as one
+program (harness.packed_trial; harness.sweep.packs decides which) or a trial alone (data-parallel
+ones over Ray Train workers); per-epoch reports that carry every metric a scheduler needs, ASHA,
+retries from checkpoints, GPU placement (logical GPUs included), and `finalize`, which gives every
+trial a row.
 
 Ray is imported inside the functions that use it: importing Ray costs seconds, and the pure parts of
 the sweep (selection, --dry-run, resume plans) never need it.
@@ -22,8 +24,11 @@ import torch
 
 from harness import store
 from harness.config import Trial
+from harness.data import dataset_spec
 from harness.engine.device import make_accelerator
-from harness.sweep.progress import Progress
+from harness.packed_trial import run_pack
+from harness.sweep.packs import member_bytes, pack_id, plan_packs, why_not_packed
+from harness.sweep.progress import MEMBERS, Progress
 from harness.tasks import TASKS
 from harness.trial import run_trial
 from harness.vocabulary import Status, direction
@@ -53,15 +58,42 @@ def run_with_retries(trial: Trial, results_dir: str, max_retries: int, on_epoch=
     return outcome
 
 
-def _tune_trainable(trials: dict, results_dir: str, workers: int, use_gpu: bool, backend: str):
-    """The function Tune runs per trial: look the trial up by id and run it (data-parallel if asked).
-    Every epoch is reported to Tune as it ends; the trial's status is read from its Parquet row."""
+def run_pack_with_retries(unit: list[Trial], results_dir: str, max_retries: int, on_pack_epoch=None):
+    """Run a pack; members that failed (the pack raised) run again as a pack, at most `max_retries`
+    times more, each from its last checkpoint."""
+    outcomes = {}
+    todo = list(unit)
+    for attempt in range(max_retries + 1):
+        for outcome in run_pack(todo, results_dir, pack_id(unit), attempt=attempt + 1, on_pack_epoch=on_pack_epoch):
+            outcomes[outcome.trial_id] = outcome
+        todo = [t for t in todo if outcomes[t.trial_id].status == Status.FAILED]
+        if not todo:
+            break
+    return [outcomes[t.trial_id] for t in unit]
+
+
+def pack_report(closed: list) -> dict:
+    """What one pack epoch tells Tune: the epoch, the best member's metrics (a scheduler ranks the pack
+    by them), and each member's (metric, status) for the progress line."""
+    rows = [row for _, row, _ in closed]
+    best = max(rows, key=lambda r: r.get("val_acc", r.get("val_iou", 0.0)))
+    members = {tid: {"status": str(v.status) if v.stop else "", **tune_metrics(row)} for tid, row, v in closed}
+    return {**tune_metrics(best), MEMBERS: json.dumps(members)}
+
+
+def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, backend: str):
+    """The function Tune runs per unit: look it up by id and run it, a pack or one trial (data-parallel if
+    asked). Every epoch is reported to Tune as it ends; a trial's status is read from its Parquet row."""
 
     def trainable(tune_config: dict) -> None:
         from ray import tune
 
-        trial = trials[tune_config["trial_id"]]
-        if workers <= 1:
+        unit = units[tune_config["trial_id"]]
+        trial = unit[0]
+        if len(unit) > 1:
+            run_pack_with_retries(unit, results_dir, trial.config.resources.max_retries,
+                                  on_pack_epoch=lambda closed: tune.report(pack_report(closed)))
+        elif workers <= 1:
             run_with_retries(trial, results_dir, trial.config.resources.max_retries,
                              on_epoch=lambda row, _: tune.report(tune_metrics(row)))
         else:
@@ -106,23 +138,30 @@ def recorded_status(results_dir: Path, trial_id: str) -> Optional[str]:
         return None
 
 
-def _make_callback(progress: Progress, results_dir: Path):
+def _make_callback(progress: Progress, results_dir: Path, units: dict):
     from ray import tune
 
     class ProgressCallback(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
-            progress.start(trial.config["trial_id"])
+            progress.unit_started(trial.config["trial_id"])
+            for t in units[trial.config["trial_id"]]:
+                progress.start(t.trial_id)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            progress.epoch(trial.config["trial_id"], result)
+            progress.result(trial.config["trial_id"], result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             # a trial that ended by itself wrote its row; one a scheduler stopped has none yet (finalize)
-            tid = trial.config["trial_id"]
-            progress.finish(tid, recorded_status(results_dir, tid) or Status.EARLY_STOPPED)
+            progress.unit_ended(trial.config["trial_id"])
+            for t in units[trial.config["trial_id"]]:
+                if t.trial_id not in progress.done:
+                    progress.finish(t.trial_id, recorded_status(results_dir, t.trial_id) or Status.EARLY_STOPPED)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            progress.finish(trial.config["trial_id"], Status.FAILED)
+            progress.unit_ended(trial.config["trial_id"])
+            for t in units[trial.config["trial_id"]]:
+                if t.trial_id not in progress.done:
+                    progress.finish(t.trial_id, recorded_status(results_dir, t.trial_id) or Status.FAILED)
 
     return ProgressCallback()
 
@@ -173,9 +212,58 @@ def gpus_are_cuda(timeout: float = 120.0) -> bool:
         return True
 
 
+def plan_units(trials: list[Trial], gpus: float, no_pack: bool = False) -> list[list[Trial]]:
+    """The sweep's packs (harness.sweep.packs) for this Ray cluster: enough units to keep every CPU or GPU
+    share busy, each pack within what a share's memory holds."""
+    import ray
+
+    cfg = trials[0].config
+    resources = ray.cluster_resources()
+    if gpus > 0:
+        slots = int(resources.get("GPU", 0) / gpus)
+        budget = _gpu_memory() * gpus * 0.5
+    else:
+        slots = int(resources.get("CPU", 1) / cfg.resources.cpus_per_trial)
+        budget = _free_memory() * 0.5 / max(1, slots)
+    if cfg.resources.max_concurrent:
+        slots = min(slots, cfg.resources.max_concurrent)
+    specs = {}
+
+    def member_cap(trial: Trial) -> int:
+        c = trial.config
+        key = c.dataset.model_dump_json()
+        if key not in specs:
+            specs[key] = dataset_spec(c.dataset)
+        need = member_bytes(c, *specs[key])
+        return max(1, int(budget // need)) if need else 0
+
+    return plan_packs(trials, slots=max(1, slots), member_cap=member_cap, no_pack=no_pack)
+
+
+def _gpu_memory() -> float:
+    """Bytes of memory of one of the cluster's GPUs (asked of a GPU task; 0 when it has no CUDA device)."""
+    import ray
+
+    @ray.remote(num_gpus=0.001, num_cpus=0)
+    def probe() -> float:
+        return float(torch.cuda.get_device_properties(0).total_memory) if torch.cuda.is_available() else 0.0
+
+    try:
+        return ray.get(probe.remote(), timeout=60) or _free_memory()
+    except ray.exceptions.GetTimeoutError:
+        return _free_memory()
+
+
+def _free_memory() -> float:
+    import psutil
+
+    return float(psutil.virtual_memory().available)
+
+
 def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str] = None,
-                max_concurrent: Optional[int] = None, stream=None) -> dict[str, str]:
-    """Run `trials` as Tune trials; returns trial_id -> status for every trial (from the Parquet)."""
+                max_concurrent: Optional[int] = None, stream=None, no_pack: bool = False) -> dict[str, str]:
+    """Run `trials` as Tune trials, packed where they can be; returns trial_id -> status for every trial
+    (from the Parquet)."""
     import ray
     from ray import tune
 
@@ -197,9 +285,15 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         print("warning: train.precision fp16 needs a CUDA GPU: on the CPU trials train in fp32 and record "
               "precision 'no' (bf16 runs on the CPU)", file=sys.stderr, flush=True)
     workers = cfg.resources.workers_per_trial
-    by_id = {t.trial_id: t for t in trials}
+    units = {pack_id(u): u for u in plan_units(trials, gpus, no_pack)}
+    packed = [u for u in units.values() if len(u) > 1]
+    if packed:
+        print(f"{len(trials)} trials in {len(units)} programs: {sum(map(len, packed))} trials in {len(packed)} packs "
+              f"of {min(map(len, packed))}-{max(map(len, packed))}", flush=True)
+    elif why_not_packed(cfg, no_pack) and len(trials) > 1:
+        print(f"trials run one by one ({why_not_packed(cfg, no_pack)})", flush=True)
     # data-parallel trials: NCCL between CUDA devices, gloo otherwise (logical GPUs, CPUs)
-    trainable = _tune_trainable(by_id, str(results_dir.resolve()), workers, use_gpu=gpus > 0,
+    trainable = _tune_trainable(units, str(results_dir.resolve()), workers, use_gpu=gpus > 0,
                                 backend="nccl" if cuda else "gloo")
     if workers > 1:
         # the driver function itself is light: Ray Train asks for each worker's resources
@@ -222,7 +316,7 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
     progress = Progress(len(trials), sweep_metric(cfg), stream)
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial_id": tune.grid_search([t.trial_id for t in trials])},
+        param_space={"trial_id": tune.grid_search(list(units))},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or cfg.resources.max_concurrent,
                                     # a worker serves trial after trial: its imports (torch, torch._dynamo) are paid
                                     # once per worker, not per trial (2.65 s -> 0.15-0.25 s a trial on 2 CPUs,
@@ -232,7 +326,7 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         run_config=tune.RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
             storage_path=str((results_dir / "_ray").resolve()),
-            verbose=0, callbacks=[_make_callback(progress, results_dir)],
+            verbose=0, callbacks=[_make_callback(progress, results_dir, units)],
             # a trial whose worker died (out of memory, a lost node) starts again from its checkpoint
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
@@ -241,12 +335,14 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         grid = tuner.fit()
     finally:
         progress.close()
-    print(f"at most {progress.peak_running} trial(s) ran at once ({resources_text(resources, workers)} each)", flush=True)
+    unit_word = "program(s)" if packed else "trial(s)"
+    print(f"at most {progress.peak_units} {unit_word} ran at once ({resources_text(resources, workers)} each)", flush=True)
     errors = {}
     for result in grid:
-        tid = (result.config or {}).get("trial_id")
-        if tid and result.error is not None:
-            errors[tid] = f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
+        uid = (result.config or {}).get("trial_id")
+        if uid and result.error is not None:
+            for t in units.get(uid, []):
+                errors[t.trial_id] = f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
     return finalize(trials, results_dir, errors)
 
 

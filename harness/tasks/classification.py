@@ -58,6 +58,14 @@ class Classification:
     def counts(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return confusion_counts(output, target, self.num_classes)
 
+    def pack_counts(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """`counts` of K members at once: outputs [K, B, classes], targets [K, B] -> [K, classes^2]."""
+        c, k = self.num_classes, output.shape[0]
+        member = torch.arange(k, device=target.device).view(k, 1) * (c * c)
+        cells = (output.argmax(-1) + target * c + member).flatten()
+        flat = target.new_zeros(k * c * c).index_add_(0, cells, target.new_ones(()).expand_as(cells))
+        return flat.view(k, c * c)
+
     def scores(self, counts: torch.Tensor) -> dict[str, float]:
         c = self.num_classes
         cm = counts.view(c, c)

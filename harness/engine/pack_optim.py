@@ -1,0 +1,196 @@
+"""The optimizers of a pack: each member has its own optimizer and learning-rate schedule, as alone.
+
+`PackOptimizer.step()` updates every active member. Members whose optimizer is SGD, SGD with
+Nesterov momentum, Adam or AdamW are updated together, one rule per kind over the stacked tensors,
+with each member's hyperparameters (lr, momentum, weight decay, betas, eps) as per-member tensors:
+a handful of ops per parameter stack whatever the number of members. The other kinds (RMSprop,
+Adagrad, Adadelta, NAdam, RAdam) step a real torch optimizer per member, on the member module's
+parameters (views into the stacks). `rule="torch"` steps every member that way (the benchmarks
+compare the two).
+
+Written by hand, the four stacked rules, because torch's optimizers take one learning rate per
+parameter tensor and the members' differ inside one stacked tensor; each rule is torch's own
+update (torch/optim/sgd.py, adam.py, adamw.py: no amsgrad, no maximize, no dampening), and
+tests/test_pack.py holds them to torch's per-member updates.
+
+Each member's hyperparameters live in a real torch optimizer of its kind (`MemberOptimizer.shadow`,
+built over one placeholder tensor per parameter group and never stepped): the member's scheduler
+drives it exactly as it drives the optimizer of a trial alone (OneCycle's momentum too), and the
+rules read lr, momentum and betas from it each step.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from harness.optimizers import create_optimizer, param_groups
+from harness.registry import OPTIMIZERS
+
+STACKED = ("sgd", "sgd_nesterov", "adam", "adamw")
+SLOTS = {"sgd": ("momentum_buffer",), "sgd_nesterov": ("momentum_buffer",),
+         "adam": ("exp_avg", "exp_avg_sq"), "adamw": ("exp_avg", "exp_avg_sq")}
+
+
+class MemberOptimizer:
+    """One member's optimizer as its trial sees it (TrialProgress checkpoints it, the scheduler drives
+    `param_groups`): the hyperparameters of its kind, and its slice of the pack's optimizer state."""
+
+    def __init__(self, module, cfg, device_type: str, stacked: bool):
+        self.kind, self.stacked = cfg.name, stacked
+        groups = param_groups(module, cfg.group_lr)
+        self.leaf_group = {}  # parameter name -> index of its group
+        ids = {id(p): i for i, g in enumerate(groups) for p in g["params"]}
+        for name, p in module.named_parameters():
+            if id(p) in ids:
+                self.leaf_group[name] = ids[id(p)]
+        if stacked:
+            placeholders = [{**{k: v for k, v in g.items() if k != "params"}, "params": [torch.zeros(1)]}
+                            for g in groups]
+            self.shadow = OPTIMIZERS.get(cfg.name)(placeholders, cfg, "cpu")
+        else:
+            self.shadow = create_optimizer(module, cfg, device_type)
+        self.state: dict[str, torch.Tensor] = {}  # "<slot>.<param name>" and "step": views into the pack's stacks
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.shadow.param_groups
+
+    def state_dict(self) -> dict:
+        if not self.stacked:
+            return self.shadow.state_dict()
+        return {"param_groups": self.shadow.state_dict()["param_groups"],
+                "state": {k: v.detach().clone() for k, v in self.state.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not self.stacked:
+            self.shadow.load_state_dict(state)
+            return
+        for group, saved in zip(self.shadow.param_groups, state["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        with torch.no_grad():
+            for k, v in state["state"].items():
+                self.state[k].copy_(v)
+
+
+class PackOptimizer:
+    def __init__(self, pack, configs: Sequence, device_type: str, rule: str = "stacked"):
+        if rule not in ("stacked", "torch"):
+            raise ValueError(f"unknown pack optimizer rule '{rule}'")
+        self.pack = pack
+        self.members = [MemberOptimizer(m, cfg, device_type, rule == "stacked" and cfg.name in STACKED)
+                        for m, cfg in zip(pack.members, configs)]
+        self.device = next(iter(pack.params.values())).device
+        self.trainable = [n for n in pack.param_names if pack.trainable[n]]
+        for member in self.members:
+            if member.stacked:
+                member.state["step"] = torch.zeros((), device=self.device)
+                for slot in SLOTS[member.kind]:
+                    for name in self.trainable:
+                        member.state[f"{slot}.{name}"] = torch.zeros_like(pack.params[name][0])
+        self.restack()
+
+    def restack(self) -> None:
+        """Follow the pack's active members: stack their state per kind (each kind a contiguous run of
+        the pack's order when the pack is built kind by kind, else gathered)."""
+        self.kinds: dict[str, list[int]] = {}  # kind -> positions in the pack of the members it updates
+        for j, k in enumerate(self.pack.active):
+            if self.members[k].stacked:
+                self.kinds.setdefault(self.members[k].kind, []).append(j)
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        for kind, positions in self.kinds.items():
+            members = [self.members[self.pack.active[j]] for j in positions]
+            stacks = {}
+            for key in members[0].state:
+                stacks[key] = torch.stack([m.state[key] for m in members])
+                for i, m in enumerate(members):
+                    m.state[key] = stacks[key][i]
+            self.state[kind] = stacks
+        self.slices = {kind: (slice(p[0], p[-1] + 1) if p == list(range(p[0], p[-1] + 1)) else None)
+                       for kind, p in self.kinds.items()}
+        self.alone = [(j, self.members[k]) for j, k in enumerate(self.pack.active) if not self.members[k].stacked]
+
+    def hypers(self, kind: str) -> dict[tuple[int, str], torch.Tensor]:
+        """This step's hyperparameters of the members of `kind`: (group, key) -> a [members] tensor
+        (betas as beta1, beta2), read from each member's groups (its scheduler may have moved them)."""
+        members = [self.members[self.pack.active[j]] for j in self.kinds[kind]]
+        keys = ("lr", "betas", "eps", "weight_decay") if kind in ("adam", "adamw") else \
+            ("lr", "momentum", "weight_decay", "nesterov")
+        table = {}
+        for gi in range(len(members[0].param_groups)):
+            rows = [m.param_groups[gi] for m in members]
+            for key in keys:
+                if key == "betas":
+                    table[gi, "beta1"] = [r["betas"][0] for r in rows]
+                    table[gi, "beta2"] = [r["betas"][1] for r in rows]
+                else:
+                    table[gi, key] = [float(r[key]) for r in rows]
+        # float64, as torch computes the bias corrections (1 - beta^t) in double: in float32 they are off by
+        # ~1e-5 relative (1 - 0.999), a drift the members' losses show within an epoch
+        return {k: torch.tensor(v, dtype=torch.float64, device=self.device) for k, v in table.items()}
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grads = self.pack.grads()
+        for kind, positions in self.kinds.items():
+            where = self.slices[kind]
+            index = None if where is not None else torch.tensor(positions, device=self.device)
+            hypers, state = self.hypers(kind), self.state[kind]
+            group_of = self.members[self.pack.active[positions[0]]].leaf_group
+            if "step" in state:
+                state["step"].add_(1)
+            for name in self.trainable:
+                if name not in grads:
+                    continue
+                param, grad = self.pack.params[name], grads[name]
+                p = param.detach()[where] if where is not None else param.detach().index_select(0, index)
+                g = grad[where] if where is not None else grad.index_select(0, index)
+                shape = (len(positions),) + (1,) * (p.dim() - 1)
+                h = {key: v.view(shape) for (gi, key), v in hypers.items() if gi == group_of[name]}
+                if kind in ("adam", "adamw"):
+                    _adam(kind, p, g, state["step"].view(shape), state[f"exp_avg.{name}"],
+                          state[f"exp_avg_sq.{name}"], **h)
+                else:
+                    _sgd(p, g, state[f"momentum_buffer.{name}"], **h)
+                if where is None:
+                    param.detach().index_copy_(0, index, p)
+        for j, member in self.alone:  # torch's own optimizer on the member's parameters (views)
+            for name, p in member_params(self.pack, j):
+                if name in grads:
+                    p.grad = grads[name][j]
+            member.shadow.step()
+
+
+def member_params(pack, j: int):
+    module = pack.members[pack.active[j]]
+    return [(n, module.get_parameter(n)) for n in pack.param_names if pack.trainable[n]]
+
+
+def _sgd(p, g, buf, lr, momentum, weight_decay, nesterov) -> None:
+    """torch.optim.SGD (dampening 0): d = g + wd p; buf = m buf + d (buf = d at the first step, which
+    is the same with buf starting at 0); d = d + m buf (Nesterov) or buf; p -= lr d."""
+    lr, momentum, weight_decay = lr.float(), momentum.float(), weight_decay.float()
+    d = g + weight_decay * p
+    buf.mul_(momentum).add_(d)
+    d = torch.where(nesterov > 0, d + momentum * buf, buf)
+    p.sub_(lr * d)
+
+
+def _adam(kind, p, g, t, m, v, lr, beta1, beta2, eps, weight_decay) -> None:
+    """torch.optim.Adam / AdamW: weight decay as L2 (Adam) or decoupled (AdamW), then
+    m = lerp(m, g, 1 - b1); v = b2 v + (1 - b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    The hyperparameters come in float64: the bias corrections are computed there, as torch does."""
+    t = t.double()
+    step_size = (lr / (1 - beta1 ** t)).float()
+    bias_correction2_sqrt = (1 - beta2 ** t).sqrt().float()
+    grad_sq_weight = (1 - beta2).float()  # 1 - 0.999 in double, then float: in float32 it is 1.3e-5 off
+    lr, beta1, beta2, eps, weight_decay = lr.float(), beta1.float(), beta2.float(), eps.float(), weight_decay.float()
+    if kind == "adamw":
+        p.mul_(1 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    m.lerp_(g, 1 - beta1)
+    v.mul_(beta2).add_(grad_sq_weight * g * g)
+    denom = (v.sqrt() / bias_correction2_sqrt).add_(eps)
+    p.sub_(step_size * m / denom)

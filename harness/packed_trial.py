@@ -1,0 +1,171 @@
+"""A pack: several trials of one architecture trained as ONE program (harness.engine.pack), each
+member still a trial in every way a user sees: its own init, data order and augmentation (as alone),
+optimizer and schedule, epoch rows, early stopping, health flags, best weights, test evaluation,
+checkpoint and trials row (with `pack_id`, `pack_size`). The loop is harness.trial's, for K members:
+
+    outcomes = run_pack(trials, results_dir, pack_id="p0")   # one TrialOutcome per member
+
+A member that stops (early stop, diverged, stalled) is shed at the end of that epoch: its weights no
+longer change and the pack goes on with the others. Which trials may share a pack is
+harness.sweep.packs' business; here they are assumed to (same data, task, model, loss, batch size,
+epochs, precision).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+from accelerate.utils import set_seed
+
+from harness import store
+from harness.config import Trial
+from harness.data import load_dataset
+from harness.engine.device import make_accelerator, peak_memory_mb, reset_peak_memory, sync
+from harness.engine.loop import SAMPLES
+from harness.engine.pack import PackedModel
+from harness.engine.pack_loop import PackBatches, evaluate_pack, member_counts, train_pack_epoch
+from harness.engine.pack_optim import PackOptimizer
+from harness.engine.progress import TrialProgress
+from harness.models import count_params
+from harness.schedulers import create_scheduler
+from harness.tasks import create_task
+from harness.trial import TrialOutcome, epoch_row, failed_outcome, now, save_outcome, trial_base, trial_row
+from harness.vocabulary import Status
+
+# (trial id, epoch row, verdict) after each member's epoch
+MemberEpochCallback = Callable[[str, dict, object], None]
+# [(trial id, epoch row, verdict), ...] of every member that ran the epoch, once it has closed
+PackEpochCallback = Callable[[list], None]
+
+
+def run_pack(trials: Sequence[Trial], results_dir: Optional[str | Path] = None, pack_id: str = "pack",
+             on_epoch: Optional[MemberEpochCallback] = None, accelerator=None, attempt: int = 1,
+             rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None) -> list[TrialOutcome]:
+    """Train `trials` as one pack and write each member's rows under results_dir; one outcome per trial,
+    in order. An exception in the pack fails every member still running (each keeps its checkpoint)."""
+    trials = list(trials)
+    accelerator = accelerator or make_accelerator(trials[0].config.train.precision)
+    results_dir = None if results_dir is None else Path(results_dir)
+    t_start = time.perf_counter()
+    bases = [{**trial_base(t.config, t.trial_id, t.point, accelerator, attempt), "pack_id": pack_id,
+              "pack_size": len(trials)} for t in trials]
+    if results_dir is not None:
+        store.forget_trials(results_dir, [t.trial_id for t in trials], keep_parts=True)
+    try:
+        outcomes = train_pack(trials, results_dir, accelerator, on_epoch, bases, rule, on_pack_epoch)
+    except Exception as err:  # noqa: BLE001 - recorded per member, never fatal to the sweep
+        outcomes = [failed_outcome(base, err) for base in bases]
+    seconds = time.perf_counter() - t_start
+    for outcome, trial in zip(outcomes, trials):
+        outcome.row.update(total_seconds=seconds, finished_at=now())
+        if results_dir is not None:
+            save_outcome(outcome, trial.config, results_dir)
+    return outcomes
+
+
+def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator, on_epoch, bases: list[dict],
+               rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None) -> list[TrialOutcome]:
+    """The pack's loop, top to bottom (harness.trial.train for K members)."""
+    configs = [t.config for t in trials]
+    cfg0, device = configs[0], accelerator.device
+    tc = cfg0.train
+    splits = load_dataset(cfg0.dataset)
+    tasks = [create_task(cfg) for cfg in configs]
+
+    # members built one by one as each is alone: seed, model (init), the RNG where it then stands (dropout)
+    modules, generators, batchers, member_batcher = [], [], {}, []
+    for task, cfg in zip(tasks, configs):
+        set_seed(cfg.seed)
+        model, loss_fn, uniform_loss = task.build(splits)
+        g = torch.Generator(device=device)
+        g.set_state(torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state())
+        generators.append(g)
+        model = model.to(device)
+        if tc.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        modules.append(model)
+        if cfg.seed not in batchers:  # members of one seed share one batcher: same order, same augmentation
+            batchers[cfg.seed] = task.batches(splits, device=device, rank=0, world_size=1)
+        member_batcher.append(list(batchers).index(cfg.seed))
+    task = tasks[0]
+    num_params = count_params(modules[0])
+    trainable = sum(p.numel() for p in modules[0].parameters() if p.requires_grad)
+    first = next(iter(batchers.values()))
+    train_batches = PackBatches([b[0] for b in batchers.values()], member_batcher)
+    val_batches, test_batches = first[1], first[2]
+
+    pack = PackedModel(modules, generators, input_shape=splits.input_shape)
+    optimizer = PackOptimizer(pack, [cfg.optimizer for cfg in configs], device.type, rule)
+    schedules = [create_scheduler(m.shadow, cfg.scheduler, cfg.optimizer.lr, tc.epochs, len(train_batches))
+                 for m, cfg in zip(optimizer.members, configs)]
+    for member in optimizer.members:
+        member.shadow._opt_called = True  # stepped through the pack (torch's schedulers warn otherwise)
+    count = getattr(task, "pack_counts", None) or member_counts(task.counts)
+    progress = [TrialProgress(cfg, t.trial_id, results_dir, accelerator, module, member, scheduler, step_on,
+                              splits.num_classes, uniform_loss, task.metric, task.chance(splits), generator=g)
+                for t, cfg, module, member, (scheduler, step_on), g
+                in zip(trials, configs, modules, optimizer.members, schedules, generators)]
+    starts = {p.start_epoch for p in progress}
+    if len(starts) > 1:
+        raise ValueError(f"the members' checkpoints stand at different epochs ({sorted(starts)}): "
+                         "a pack resumes members that stopped at the same epoch")
+    pack.restack(range(len(trials)))  # resumed weights and state are in the members' views already
+    optimizer.restack()
+    status = [Status.COMPLETED] * len(trials)
+    for epoch in range(progress[0].start_epoch, tc.epochs + 1):
+        active = pack.active
+        train_batches.active = active
+        train_batches.set_epoch(epoch)
+        reset_peak_memory(device)
+        lrs = [optimizer.members[k].param_groups[0]["lr"] for k in active]
+        per_batch = [schedules[k][0] for k in active if schedules[k][1] == "batch"]
+        sync(device)
+        t0 = time.perf_counter()
+        sums, layer_min = train_pack_epoch(pack, train_batches, optimizer, loss_fn, accelerator, per_batch,
+                                           tc.grad_clip, count, task.num_counts)
+        sums = sums.cpu()  # the epoch's one host sync
+        layer_min = layer_min.cpu() if layer_min is not None else None
+        train_seconds = time.perf_counter() - t0
+        val_losses, val_counts = evaluate_pack(pack, val_batches, loss_fn, accelerator, count, task.num_counts)
+        epoch_seconds = time.perf_counter() - t0
+        peak = peak_memory_mb(device)
+        stopped, closed = [], []
+        for j, k in enumerate(active):
+            # each member's throughput is its own images over the pack's time (the pack's: the sum over members)
+            row = epoch_row(task, trials[k].trial_id, epoch, sums[j], val_losses[j], val_counts[j], lrs[j],
+                            layer_min[j] if layer_min is not None else None, epoch_seconds, train_seconds,
+                            sums[j][SAMPLES].item(), peak)
+            verdict = progress[k].record(row)
+            tasks[k].after_epoch(modules[k], row, verdict, results_dir)
+            if on_epoch is not None:
+                on_epoch(trials[k].trial_id, row, verdict)
+            closed.append((trials[k].trial_id, row, verdict))
+            if verdict.stop:
+                status[k] = verdict.status
+                stopped.append(k)
+        if on_pack_epoch is not None:
+            on_pack_epoch(closed)
+        if stopped:
+            remaining = [k for k in active if k not in stopped]
+            if not remaining:
+                break
+            pack.restack(remaining)  # shed the stopped members: their weights stay as they are
+            optimizer.restack()
+
+    # each member's best weights, on the test split
+    for p in progress:
+        p.restore_best()
+    pack.restack(range(len(trials)))
+    optimizer.restack()
+    test_losses, test_counts = evaluate_pack(pack, test_batches, loss_fn, accelerator, count, task.num_counts)
+    outcomes = []
+    for k, (t, cfg) in enumerate(zip(trials, configs)):
+        test = task.scores(test_counts[k])
+        classes, confusion = task.test_tables(test_counts[k], splits, t.trial_id)
+        row = trial_row(bases[k], task, cfg, status[k], progress[k].history, progress[k].best["epoch"], num_params,
+                        trainable, test_losses[k], test, splits)
+        outcomes.append(TrialOutcome(t.trial_id, status[k], row, progress[k].history, classes, confusion))
+    return outcomes
