@@ -35,6 +35,8 @@ from harness.tasks import create_task
 from harness.trial import TrialOutcome, epoch_row, failed_outcome, now, save_outcome, trial_base, trial_row
 from harness.vocabulary import Status
 
+SAVE_EVERY = 5.0  # seconds between a member's checkpoints and epochs parts (its last epoch is always saved)
+
 # (trial id, epoch row, verdict) after each member's epoch
 MemberEpochCallback = Callable[[str, dict, object], None]
 # [(trial id, epoch row, verdict), ...] of every member that ran the epoch, once it has closed
@@ -105,7 +107,8 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
         member.shadow._opt_called = True  # stepped through the pack (torch's schedulers warn otherwise)
     count = getattr(task, "pack_counts", None) or member_counts(task.counts)
     progress = [TrialProgress(cfg, t.trial_id, results_dir, accelerator, module, member, scheduler, step_on,
-                              splits.num_classes, uniform_loss, task.metric, task.chance(splits), generator=g)
+                              splits.num_classes, uniform_loss, task.metric, task.chance(splits), generator=g,
+                              save_every=SAVE_EVERY)
                 for t, cfg, module, member, (scheduler, step_on), g
                 in zip(trials, configs, modules, optimizer.members, schedules, generators)]
     starts = {p.start_epoch for p in progress}

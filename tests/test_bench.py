@@ -130,3 +130,27 @@ def test_cli_rejects_an_unknown_model(capsys):
 def test_the_old_no_seeds_flag_still_leaves_out_the_torchvision_pipeline():
     assert cli.build_parser().parse_args(["--no-seeds"]).no_torchvision
     assert cli.build_parser().parse_args(["--no-torchvision"]).no_torchvision
+
+
+def test_gpu_report_sweep_is_48_trials_of_cifar_shaped_data():
+    # the --gpu-report sweep (run on a GPU only): sweeps/cifar.yaml on synthetic 32x32 data, 16 points x 3 seeds
+    from harness.bench.gpu import SWEEP_SETS
+    from harness.config import load_sweep
+    from harness.sweep.select import random_subset
+
+    sweep = load_sweep("sweeps/cifar.yaml", SWEEP_SETS)
+    trials = random_subset(sweep.trials, sweep.config.tune.num_samples, sweep.seeds, seed=sweep.config.seed)
+    assert len(trials) == 48
+    assert {tuple(t.config.dataset.shape) for t in trials} == {(3, 32, 32)}
+    assert {t.config.model.arch for t in trials} == {"s4_smallcnn"}
+
+
+def test_gpu_report_without_a_gpu_is_a_clear_error(capsys):
+    import torch
+
+    from harness.bench.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the report itself is the check")
+    assert main(["--gpu-report", "/tmp/never-written.md"]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err

@@ -33,11 +33,16 @@ WATCHED = ("at_chance", "collapsed", "stalled")
 # the synthetic stand-in for each dataset the seed files read: (shape, classes)
 STAND_INS = {"cifar10": ([3, 32, 32], 10), "mnist": ([1, 28, 28], 10), "fashion_mnist": ([1, 28, 28], 10),
              "emnist_letters": ([1, 28, 28], 26)}
+OFFLINE = ("mnist_5k", "digits")  # real data inside installed packages: no stand-in needed
 
 
 def stand_in(path: Path, num_train: int, num_val: int = 512, epochs: int = 1) -> list[str]:
-    """Overrides that run `path` on a synthetic dataset shaped like its own, for `epochs` epochs, seed 0."""
-    shape, classes = STAND_INS[yaml.safe_load(path.read_text())["dataset"]["name"]]
+    """Overrides that run `path` on a synthetic dataset shaped like its own, for `epochs` epochs, seed 0; a file
+    on data that ships offline (mnist_5k) runs on its own data."""
+    name = yaml.safe_load(path.read_text())["dataset"]["name"]
+    if name in OFFLINE:
+        return [f"train.epochs={epochs}", "seeds=[0]"]
+    shape, classes = STAND_INS[name]
     return ["dataset.name=synthetic", f"dataset.shape={json.dumps(shape)}", f"dataset.num_classes={classes}",
             f"dataset.num_train={num_train}", f"dataset.num_val={num_val}", "dataset.num_test=64",
             f"train.epochs={epochs}", "seeds=[0]"]
@@ -114,9 +119,13 @@ def test_quickstart_on_digits_raises_no_false_flags():
 # run their Adam 1e-3 and default-init points.
 HEALTHY = [
     ("s0_cifar_models", "arch=s0_mlp", 8192, ['scheduler.stages=[{"epochs": 1, "lr": 0.1}]']),
+    ("s1_binary_lr", "lr=0.1-seed=0", 16384, []),
     ("s1_depth_width", "widths=32-", 16384, []),
     ("s1_dropout", "dropout=0.5", 8192, []),
     ("s1_emnist_letters", "seed=0", 1024, []),
+    ("s1_emnist_transfer_source", "seed=0", 4096, []),
+    ("s1_emnist_transfer", "finetune=all", 4096, []),  # from the source run's saved weights
+    ("s1_no_activation", "activation=relu-seed=0", 8192, []),
     ("s1_init", "init=default", 16384, []),
     ("s1_optimizers_lr", "optimizer=adam-lr=0.001", 8192, []),
     ("s1_transfer_source", "seed=0", 4096, []),

@@ -152,7 +152,10 @@ def test_members_write_their_own_rows(tmp_path):
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 
 
-def test_pack_resumes_from_member_checkpoints(tmp_path):
+def test_pack_resumes_from_member_checkpoints(tmp_path, monkeypatch):
+    import harness.packed_trial
+
+    monkeypatch.setattr(harness.packed_trial, "SAVE_EVERY", 0.0)  # a checkpoint every epoch
     sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu", "optimizer.lr=0.1"])
     trials = sweep.trials
     whole = run_pack(trials, None)
@@ -166,7 +169,9 @@ def test_pack_resumes_from_member_checkpoints(tmp_path):
 
     with pytest.raises(Stop):
         run_pack(trials, tmp_path, on_pack_epoch=stop_after_two)
-    resumed = run_pack(trials, tmp_path)
+    epochs_run = []
+    resumed = run_pack(trials, tmp_path, on_pack_epoch=lambda closed: epochs_run.append(closed[0][1]["epoch"]))
+    assert epochs_run == [3]  # epochs 1 and 2 came from the members' checkpoints
     for w, r in zip(whole, resumed):
         assert [e["epoch"] for e in r.epochs] == [1, 2, 3]
         assert [e["train_loss"] for e in r.epochs] == pytest.approx([e["train_loss"] for e in w.epochs], abs=1e-6)

@@ -2,6 +2,7 @@
 trial (exit 1), resume after SIGKILL with no trial lost or duplicated, data-parallel trials, shards."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,11 @@ def test_sweep_runs_every_trial_once_with_its_config(tmp_path, write_sweep):
         assert row["status"] == "completed"
         assert (row["model.activation"], row["optimizer.lr"], row["seed"]) == (cfg.model.activation, cfg.optimizer.lr,
                                                                               cfg.seed)
+    # packed by default (activation splits packs; as many packs as CPUs at least), each trial its own rows
+    assert re.search(r"8 trials in \d+ programs: 8 trials in \d+ packs", proc.stdout), proc.stdout[-2000:]
+    packs = trials.groupby("pack_id")
+    assert (packs["model.activation"].nunique() == 1).all()
+    assert (packs["pack_size"].first() == packs.size()).all()
     # a second run without --resume refuses to mix results
     again = subprocess.run(sweep_cmd(path, tmp_path), capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "--resume to continue it" in again.stderr

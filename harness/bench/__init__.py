@@ -8,6 +8,8 @@ pipeline (its baseline), plus the costs around training (Ray, the sweep driver, 
     schedule.py     compare: the contenders in interleaved rounds under the same load
     overheads.py    Ray Tune and harness.sweep per-trial overhead, Parquet write + read
     table.py        the table: a Comparison as a Markdown row
+    packed.py       K trials back to back vs one pack of K (`--packed`)
+    gpu.py          every GPU measurement into docs/gpu.md (`--gpu-report`)
     cli.py          the command line (`python -m harness.bench`, `__main__.py` runs it)
 """
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for every contender (default: all cores)")
     p.add_argument("--ray", action="store_true", help="also: Ray Tune and harness.sweep per-trial overhead (~1 min)")
     p.add_argument("--parquet", action="store_true", help="also: write + read 100k epoch rows of Parquet")
+    p.add_argument("--gpu-report", nargs="?", const="docs/gpu.md", metavar="FILE",
+                   help="only: every GPU measurement (trial loop, packs, a 48-trial sweep) into FILE (docs/gpu.md)")
     p.add_argument("--packed", action="store_true",
                    help="only: K solo trials back to back vs one pack of K (s3_mlp, mlp, s4_smallcnn)")
     return p
@@ -68,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.gpu_report:
+        from harness.bench.gpu import gpu_report
+
+        try:
+            print(gpu_report(Path(args.gpu_report)))
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     if args.packed:
         from harness.bench.packed import run as run_packed
 

@@ -303,8 +303,13 @@ class ResourcesConfig(Section):
     @field_validator("pack", mode="before")
     @classmethod
     def _pack_word(cls, v):
-        # YAML reads a bare `off` / `on` as a boolean
-        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
+        if isinstance(v, bool):  # YAML reads a bare `off` / `on` as a boolean
+            return "off" if v is False else "auto"
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if v in ("auto", "off") or (isinstance(v, int) and v >= 1):
+            return v
+        raise ValueError(f"{v!r} is not auto, off or a number of trials (1 or more)")
 
 
 class TuneConfig(Section):

@@ -52,8 +52,12 @@ class PackBatches:
 
 
 def pack_losses(loss_fn) -> Callable:
-    """loss_fn over every member: ([K, B, ...] outputs, [K, B] targets) -> [K] losses."""
-    return vmap(loss_fn)
+    """loss_fn over every member: ([K, B, ...] outputs, [K, B] targets) -> [K] losses. A loss that carries
+    `per_sample` (harness.losses: cross_entropy, nll) is one op over all members' samples; others, vmap."""
+    per_sample = getattr(loss_fn, "per_sample", None)
+    if per_sample is None:
+        return vmap(loss_fn)
+    return lambda output, target: per_sample(output.flatten(0, 1), target.flatten()).view(output.shape[0], -1).mean(1)
 
 
 def member_counts(count) -> PackCount:
@@ -119,14 +123,14 @@ def evaluate_pack(pack, batches, loss_fn, accelerator, count: PackCount, num_cou
     of floats) and the summed counts [K, num_counts] (int64, CPU), with one host sync at the end."""
     pack.eval()
     device, k = accelerator.device, len(pack)
-    losses_of = vmap(loss_fn, in_dims=(0, None))
+    losses_of = pack_losses(loss_fn)
     loss_n = torch.zeros(k, device=device, dtype=torch.float64)
     counts = torch.zeros(k, num_counts, device=device, dtype=torch.int64)
     samples = 0
     for x, y in batches:
         with accelerator.autocast():
             output = pack(x, shared=True)
-        loss_n += losses_of(output, y).double() * y.shape[0]
+        loss_n += losses_of(output, y.expand(k, -1)).double() * y.shape[0]
         counts += count(output, y.expand(k, -1))
         samples += y.shape[0]
     losses = (loss_n / samples).tolist() if samples else [math.nan] * k

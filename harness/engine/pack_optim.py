@@ -82,6 +82,7 @@ class PackOptimizer:
         self.members = [MemberOptimizer(m, cfg, device_type, rule == "stacked" and cfg.name in STACKED)
                         for m, cfg in zip(pack.members, configs)]
         self.device = next(iter(pack.params.values())).device
+        self._hypers: dict[str, tuple] = {}
         self.trainable = [n for n in pack.param_names if pack.trainable[n]]
         for member in self.members:
             if member.stacked:
@@ -111,24 +112,43 @@ class PackOptimizer:
                        for kind, p in self.kinds.items()}
         self.alone = [(j, self.members[k]) for j, k in enumerate(self.pack.active) if not self.members[k].stacked]
 
-    def hypers(self, kind: str) -> dict[tuple[int, str], torch.Tensor]:
-        """This step's hyperparameters of the members of `kind`: (group, key) -> a [members] tensor
-        (betas as beta1, beta2), read from each member's groups (its scheduler may have moved them)."""
+    def hypers(self, kind: str) -> dict[int, dict]:
+        """This step's hyperparameters of the members of `kind`, per parameter group: [members] float32
+        tensors ready for the update (Adam's bias-corrected step size included), and flags for the terms
+        no member uses (skipped). Read from each member's groups (its scheduler may move them); the
+        tensors are made again only when a value changed."""
         members = [self.members[self.pack.active[j]] for j in self.kinds[kind]]
-        keys = ("lr", "betas", "eps", "weight_decay") if kind in ("adam", "adamw") else \
-            ("lr", "momentum", "weight_decay", "nesterov")
-        table = {}
-        for gi in range(len(members[0].param_groups)):
-            rows = [m.param_groups[gi] for m in members]
-            for key in keys:
-                if key == "betas":
-                    table[gi, "beta1"] = [r["betas"][0] for r in rows]
-                    table[gi, "beta2"] = [r["betas"][1] for r in rows]
-                else:
-                    table[gi, key] = [float(r[key]) for r in rows]
-        # float64, as torch computes the bias corrections (1 - beta^t) in double: in float32 they are off by
-        # ~1e-5 relative (1 - 0.999), a drift the members' losses show within an epoch
-        return {k: torch.tensor(v, dtype=torch.float64, device=self.device) for k, v in table.items()}
+        adam = kind in ("adam", "adamw")
+        keys = ("lr", "betas", "eps", "weight_decay") if adam else ("lr", "momentum", "weight_decay", "nesterov")
+        values = tuple(tuple(tuple(m.param_groups[gi][key] for key in keys) for m in members)
+                       for gi in range(len(members[0].param_groups)))
+        steps = self.state[kind].get("step")
+        cached = self._hypers.get(kind)
+        if cached is not None and cached[0] == values and not adam:
+            return cached[1]
+        out = {}
+        for gi, rows in enumerate(values):
+            # float64 first, as torch computes Adam's bias corrections (1 - beta^t) and 1 - beta2 in double:
+            # in float32 they are off by ~1e-5 relative (1 - 0.999), a drift the losses show within an epoch
+            col = {key: torch.tensor([r[i] if key != "betas" else r[i][0] for r in rows], dtype=torch.float64,
+                                     device=self.device) for i, key in enumerate(keys)}
+            h = {"lr": col["lr"].float(), "weight_decay": col["weight_decay"].float(),
+                 "decay": any(r[keys.index("weight_decay")] for r in rows)}
+            if adam:
+                beta1 = col["betas"]
+                beta2 = torch.tensor([r[1][1] for r in rows], dtype=torch.float64, device=self.device)
+                t = steps.double()
+                h.update(step_size=(col["lr"] / (1 - beta1 ** t)).float(),
+                         bias_correction2_sqrt=(1 - beta2 ** t).sqrt().float(),
+                         beta1=beta1.float(), beta2=beta2.float(), grad_sq_weight=(1 - beta2).float(),
+                         eps=col["eps"].float())
+            else:
+                h.update(momentum=col["momentum"].float(), nesterov=col["nesterov"] > 0,
+                         any_momentum=any(r[keys.index("momentum")] for r in rows),
+                         any_nesterov=any(r[keys.index("nesterov")] for r in rows))
+            out[gi] = h
+        self._hypers[kind] = (values, out)
+        return out
 
     @torch.no_grad()
     def step(self) -> None:
@@ -136,10 +156,11 @@ class PackOptimizer:
         for kind, positions in self.kinds.items():
             where = self.slices[kind]
             index = None if where is not None else torch.tensor(positions, device=self.device)
-            hypers, state = self.hypers(kind), self.state[kind]
-            group_of = self.members[self.pack.active[positions[0]]].leaf_group
+            state = self.state[kind]
             if "step" in state:
                 state["step"].add_(1)
+            hypers = self.hypers(kind)
+            group_of = self.members[self.pack.active[positions[0]]].leaf_group
             for name in self.trainable:
                 if name not in grads:
                     continue
@@ -147,12 +168,11 @@ class PackOptimizer:
                 p = param.detach()[where] if where is not None else param.detach().index_select(0, index)
                 g = grad[where] if where is not None else grad.index_select(0, index)
                 shape = (len(positions),) + (1,) * (p.dim() - 1)
-                h = {key: v.view(shape) for (gi, key), v in hypers.items() if gi == group_of[name]}
+                h = {k: (v.view(shape) if isinstance(v, torch.Tensor) else v) for k, v in hypers[group_of[name]].items()}
                 if kind in ("adam", "adamw"):
-                    _adam(kind, p, g, state["step"].view(shape), state[f"exp_avg.{name}"],
-                          state[f"exp_avg_sq.{name}"], **h)
+                    _adam(kind, p, g, state[f"exp_avg.{name}"], state[f"exp_avg_sq.{name}"], h)
                 else:
-                    _sgd(p, g, state[f"momentum_buffer.{name}"], **h)
+                    _sgd(p, g, state[f"momentum_buffer.{name}"], h)
                 if where is None:
                     param.detach().index_copy_(0, index, p)
         for j, member in self.alone:  # torch's own optimizer on the member's parameters (views)
@@ -167,30 +187,26 @@ def member_params(pack, j: int):
     return [(n, module.get_parameter(n)) for n in pack.param_names if pack.trainable[n]]
 
 
-def _sgd(p, g, buf, lr, momentum, weight_decay, nesterov) -> None:
+def _sgd(p, g, buf, h: dict) -> None:
     """torch.optim.SGD (dampening 0): d = g + wd p; buf = m buf + d (buf = d at the first step, which
-    is the same with buf starting at 0); d = d + m buf (Nesterov) or buf; p -= lr d."""
-    lr, momentum, weight_decay = lr.float(), momentum.float(), weight_decay.float()
-    d = g + weight_decay * p
-    buf.mul_(momentum).add_(d)
-    d = torch.where(nesterov > 0, d + momentum * buf, buf)
-    p.sub_(lr * d)
+    is the same with buf starting at 0); d = d + m buf (Nesterov) or buf; p -= lr d. Terms no member
+    uses are skipped."""
+    d = g + h["weight_decay"] * p if h["decay"] else g
+    if h["any_momentum"]:
+        buf.mul_(h["momentum"]).add_(d)
+        d = torch.where(h["nesterov"], d + h["momentum"] * buf, buf) if h["any_nesterov"] else buf
+    p.sub_(h["lr"] * d)
 
 
-def _adam(kind, p, g, t, m, v, lr, beta1, beta2, eps, weight_decay) -> None:
+def _adam(kind, p, g, m, v, h: dict) -> None:
     """torch.optim.Adam / AdamW: weight decay as L2 (Adam) or decoupled (AdamW), then
-    m = lerp(m, g, 1 - b1); v = b2 v + (1 - b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-    The hyperparameters come in float64: the bias corrections are computed there, as torch does."""
-    t = t.double()
-    step_size = (lr / (1 - beta1 ** t)).float()
-    bias_correction2_sqrt = (1 - beta2 ** t).sqrt().float()
-    grad_sq_weight = (1 - beta2).float()  # 1 - 0.999 in double, then float: in float32 it is 1.3e-5 off
-    lr, beta1, beta2, eps, weight_decay = lr.float(), beta1.float(), beta2.float(), eps.float(), weight_decay.float()
-    if kind == "adamw":
-        p.mul_(1 - lr * weight_decay)
-    else:
-        g = g + weight_decay * p
-    m.lerp_(g, 1 - beta1)
-    v.mul_(beta2).add_(grad_sq_weight * g * g)
-    denom = (v.sqrt() / bias_correction2_sqrt).add_(eps)
-    p.sub_(step_size * m / denom)
+    m = lerp(m, g, 1 - b1); v = b2 v + (1 - b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
+    if h["decay"]:
+        if kind == "adamw":
+            p.mul_(1 - h["lr"] * h["weight_decay"])
+        else:
+            g = g + h["weight_decay"] * p
+    m.lerp_(g, 1 - h["beta1"])
+    v.mul_(h["beta2"]).addcmul_(g * h["grad_sq_weight"], g)
+    denom = (v.sqrt() / h["bias_correction2_sqrt"]).add_(h["eps"])
+    p.sub_(h["step_size"] * m / denom)

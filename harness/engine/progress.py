@@ -14,6 +14,7 @@ the epochs part file. Not here: training, evaluation, what a task scores.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -26,12 +27,15 @@ from harness.files import write_text
 class TrialProgress:
     def __init__(self, cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, model, optimizer,
                  scheduler, step_on: str, num_classes: int, uniform_loss: float, metric: str = "val_acc",
-                 chance: Optional[float] = None, generator=None):
+                 chance: Optional[float] = None, generator=None, save_every: float = 0.0):
         self.cfg, self.trial_id, self.results_dir, self.accelerator = cfg, trial_id, results_dir, accelerator
         self.model, self.optimizer, self.scheduler, self.step_on = model, optimizer, scheduler, step_on
         self.num_classes, self.uniform_loss = num_classes, uniform_loss
         self.metric, self.chance = metric, chance  # the task's score and what a constant prediction scores on it
         self.generator = generator  # a pack member's own RNG (dropout), checkpointed in place of the global one
+        # seconds between checkpoints and epochs parts (0: every epoch); the last epoch is always saved. A pack
+        # member saves every few seconds: K members' files per epoch would cost more than the pack's training
+        self.save_every, self._saved_at, self._best_unsaved = save_every, time.monotonic(), False
         self.ckpt = checkpoint_dir(results_dir, trial_id) if cfg.train.checkpoint else None
         self.best = {"value": math.nan, "epoch": None, "state": None}  # the monitored value, its epoch, weights
         self.history, self.start_epoch = [], 1
@@ -55,17 +59,22 @@ class TrialProgress:
         best = self.best
         if monitor.improved(row[es.monitor], best["value"], es.direction, es.min_delta if best["epoch"] else 0.0):
             best.update(value=row[es.monitor], epoch=row["epoch"], state=copy_state(self.model))
-            if self.ckpt is not None and main:
-                save(best["state"], self.ckpt / "best.pt")
+            self._best_unsaved = True
         if self.step_on == "epoch" and self.scheduler is not None:
             self.scheduler.step()
         elif self.step_on == "plateau" and math.isfinite(row["val_loss"]):
             self.scheduler.step(row["val_loss"])
-        if self.ckpt is not None and main:
-            save_checkpoint(self.ckpt, self.model, self.optimizer, self.scheduler, self.accelerator, row["epoch"],
-                            self.history, best, self.generator)
-        if self.results_dir is not None and main:
-            store.write_part(self.results_dir, "epochs", self.trial_id, self.history)  # visible while it runs
+        last = verdict.stop or row["epoch"] >= self.cfg.train.epochs
+        if main and (last or time.monotonic() - self._saved_at >= self.save_every):
+            self._saved_at = time.monotonic()
+            if self.ckpt is not None:
+                if self._best_unsaved:  # best.pt and last.pt are written together: a resume finds them in step
+                    save(best["state"], self.ckpt / "best.pt")
+                    self._best_unsaved = False
+                save_checkpoint(self.ckpt, self.model, self.optimizer, self.scheduler, self.accelerator,
+                                row["epoch"], self.history, best, self.generator)
+            if self.results_dir is not None:
+                store.write_part(self.results_dir, "epochs", self.trial_id, self.history)  # visible while it runs
         return verdict
 
     def restore_best(self) -> None:

@@ -26,7 +26,7 @@ from harness import store
 from harness.config import ArgParser, ConfigError, Trial, load_sweep
 from harness.preflight import check_trials
 from harness.resume import checkpoint_configs, plan_resume, stored_configs
-from harness.sweep.packs import plan_packs, why_not_packed
+from harness.sweep.packs import CPU_MAX_MACS, member_cap_for, plan_packs, why_not_packed
 from harness.sweep.select import parse_shard, random_subset, shard, smoke_overrides, smoke_trials
 from harness.sweep.tune import run_on_tune, sweep_metric
 from harness.vocabulary import Status, format_seconds, lower_is_better
@@ -49,6 +49,27 @@ def top_table(results_dir: Path, metric: str = "best_val_acc", most: int = 10) -
         test = f"{test:8.4f}" if test is not None and math.isfinite(test) else f"{'-':>8}"
         lines.append(f"{i:>4}  {getattr(r, metric):12.4f}  {test}  {r.status:<13}  {r.trial_id}")
     return "\n".join(lines)
+
+
+def packing_line(trials: list[Trial], no_pack: bool) -> str:
+    """How --dry-run expects the trials to pack on this machine (the run sizes packs for the Ray cluster)."""
+    import psutil
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    memory = torch.cuda.get_device_properties(0).total_memory if on_gpu else psutil.virtual_memory().available
+    slots = (torch.cuda.device_count() if on_gpu else os.cpu_count()) or 1
+    units = plan_packs(trials, slots=slots, member_cap=member_cap_for(on_gpu, memory * 0.5 / slots), no_pack=no_pack)
+    packs = [u for u in units if len(u) > 1]
+    reason = why_not_packed(trials[0].config, no_pack)
+    if packs:
+        return (f"packed on this machine: {sum(map(len, packs))} trials in {len(packs)} packs of "
+                f"{min(map(len, packs))}-{max(map(len, packs))}, {len(units) - len(packs)} alone")
+    if reason:
+        return f"not packed: {reason}"
+    archs = ", ".join(sorted({t.config.model.arch for t in trials}))
+    return (f"not packed on this machine: {archs}: above {CPU_MAX_MACS / 1e6:g}M multiply-adds per training step, "
+            f"where a CPU gains nothing from packing (a GPU packs them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,13 +122,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(json.dumps(rows, indent=1, default=str))
             else:
                 print(f"{sweep.name}: {len(trials)} trials")
-                units = plan_packs(trials, slots=os.cpu_count() or 1, no_pack=args.no_pack)
-                packs = [u for u in units if len(u) > 1]
-                if packs:
-                    print(f"packed: {sum(map(len, packs))} trials in {len(packs)} packs of "
-                          f"{min(map(len, packs))}-{max(map(len, packs))} (sized again for the Ray cluster's memory)")
-                elif why_not_packed(cfg, args.no_pack):
-                    print(f"not packed: {why_not_packed(cfg, args.no_pack)}")
+                print(packing_line(trials, args.no_pack))
                 for r in rows:
                     print(f"  {r['trial_id']}  ({r['model.arch']}, {r['params']:,} params)")
             return 0

@@ -24,10 +24,9 @@ import torch
 
 from harness import store
 from harness.config import Trial
-from harness.data import dataset_spec
 from harness.engine.device import make_accelerator
 from harness.packed_trial import run_pack
-from harness.sweep.packs import member_bytes, pack_id, plan_packs, why_not_packed
+from harness.sweep.packs import member_cap_for, pack_id, plan_packs, why_not_packed
 from harness.sweep.progress import MEMBERS, Progress
 from harness.tasks import TASKS
 from harness.trial import run_trial
@@ -219,25 +218,16 @@ def plan_units(trials: list[Trial], gpus: float, no_pack: bool = False) -> list[
 
     cfg = trials[0].config
     resources = ray.cluster_resources()
+    gpu_memory = _gpu_memory() if gpus > 0 else 0.0  # 0: logical GPUs (no CUDA device): trials train on CPUs
     if gpus > 0:
         slots = int(resources.get("GPU", 0) / gpus)
-        budget = _gpu_memory() * gpus * 0.5
+        budget = (gpu_memory or _free_memory()) * gpus * 0.5
     else:
         slots = int(resources.get("CPU", 1) / cfg.resources.cpus_per_trial)
         budget = _free_memory() * 0.5 / max(1, slots)
     if cfg.resources.max_concurrent:
         slots = min(slots, cfg.resources.max_concurrent)
-    specs = {}
-
-    def member_cap(trial: Trial) -> int:
-        c = trial.config
-        key = c.dataset.model_dump_json()
-        if key not in specs:
-            specs[key] = dataset_spec(c.dataset)
-        need = member_bytes(c, *specs[key])
-        return max(1, int(budget // need)) if need else 0
-
-    return plan_packs(trials, slots=max(1, slots), member_cap=member_cap, no_pack=no_pack)
+    return plan_packs(trials, slots=max(1, slots), member_cap=member_cap_for(gpu_memory > 0, budget), no_pack=no_pack)
 
 
 def _gpu_memory() -> float:
@@ -249,8 +239,8 @@ def _gpu_memory() -> float:
         return float(torch.cuda.get_device_properties(0).total_memory) if torch.cuda.is_available() else 0.0
 
     try:
-        return ray.get(probe.remote(), timeout=60) or _free_memory()
-    except ray.exceptions.GetTimeoutError:
+        return ray.get(probe.remote(), timeout=60)
+    except ray.exceptions.GetTimeoutError:  # every GPU busy: size packs by the host's memory
         return _free_memory()
 
 

@@ -95,8 +95,9 @@ class Classification:
         classes = [{"trial_id": trial_id, "class_index": i, "class_name": splits.class_names[i],
                     "precision": per_class["precision"][i], "recall": per_class["recall"][i],
                     "f1": per_class["f1"][i], "support": per_class["support"][i]} for i in range(c)]
-        confusion = [{"trial_id": trial_id, "true": t, "pred": p, "count": int(cm[t, p])}
-                     for t in range(c) for p in range(c) if cm[t, p] > 0]
+        cells = cm.tolist()
+        confusion = [{"trial_id": trial_id, "true": t, "pred": p, "count": n}
+                     for t, row in enumerate(cells) for p, n in enumerate(row) if n > 0]
         return classes, confusion
 
     def after_epoch(self, model, row: dict, verdict, results_dir: Optional[object]) -> None:
