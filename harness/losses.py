@@ -98,4 +98,8 @@ def create_loss(cfg):
     """The loss function for a LossConfig, either task; computed in float32 whatever the autocast dtype."""
     entry = LOSSES.entry(cfg.name)
     fn = entry.factory(label_smoothing=cfg.label_smoothing) if entry.meta["task"] == "classification" else entry.factory()
-    return lambda logits, y: fn(logits.float(), y)
+    loss = lambda logits, y: fn(logits.float(), y)  # noqa: E731
+    per_sample = getattr(fn, "per_sample", None)
+    if per_sample is not None:
+        loss = _with_per_sample(loss, lambda logits, y: per_sample(logits.float(), y))
+    return loss

@@ -40,12 +40,11 @@ def assert_same_as_alone(trials, tolerance=1e-4, acc_samples=0):
     return alone, packed
 
 
-@pytest.mark.parametrize("augment", ["none", "standard"])
-def test_mlp_members_match_their_solo_runs_sgd_and_adam_in_one_pack(augment):
+@pytest.mark.parametrize("extra", [[], ["dataset.augment=standard"], ["model.dropout=0.3"]])
+def test_mlp_members_match_their_solo_runs_sgd_and_adam_in_one_pack(extra):
     # the quickstart's relu slice: SGD and Adam members, two lrs, three seeds, cosine schedule, early stopping;
-    # with `standard` augmentation each seed crops and flips its own way
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu",
-                                                  f"dataset.augment={augment}"])
+    # with `standard` augmentation each seed crops and flips its own way, with dropout draws its own masks
+    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu", *extra])
     assert {t.config.optimizer.name for t in sweep.trials} == {"sgd", "adam"}
     assert_same_as_alone(sweep.trials)
 
@@ -59,7 +58,10 @@ train: {epochs: 3, batch_size: 64, eval_batch_size: 256}
 early_stopping: {enabled: false}
 seeds: [0, 1]
 grid:
-  optimizer.lr: [0.003, 0.001]
+  - optimizer.name: [sgd]
+    optimizer.lr: [0.003, 0.001]
+  - optimizer.name: [adam]
+    optimizer.lr: [0.001]
 """
 
 
@@ -67,9 +69,11 @@ def test_cnn_with_batchnorm_dropout_and_augmentation_matches_solo(tmp_path):
     path = tmp_path / "cnn.yaml"
     path.write_text(CNN)
     sweep = load_sweep(str(path))
-    # SGD members only: with Adam, and with SGD at some learning rates, a member of this BatchNorm + dropout
-    # CNN drifts from its solo run by ~1e-5 at one step and the drift grows (masks, rules, gradients checked
-    # equal to 1e-7; see the issue-15 note): open
+    # SGD and Adam members in one pack. Learning rates where this small BatchNorm + dropout CNN is not chaotic:
+    # at SGD 0.002 or Adam 0.003, scaling its initial weights by (1 + 1e-7 noise) moves its OWN solo run by
+    # 5e-5 in epoch 1 and 2e-2 by epoch 3, and a pack's float rounding (grouped vs single convolutions,
+    # ~1e-7) moves it as much: there no implementation can match within 1e-4
+    assert {t.config.optimizer.name for t in sweep.trials} == {"sgd", "adam"}
     alone, packed = assert_same_as_alone(sweep.trials, acc_samples=2)
     # it learns: the comparison is not of noise
     assert all(p.epochs[-1]["train_loss"] < p.epochs[0]["train_loss"] - 0.1 for p in packed)
@@ -204,3 +208,43 @@ def test_pack_key_and_reasons_not_to_pack():
     assert why_not_packed(off) == "resources.pack is off"
     asha = load_sweep("sweeps/quickstart.yaml", ["tune.scheduler=asha"]).trials[0].config
     assert "ASHA" in why_not_packed(asha)
+
+
+def test_members_of_optimizers_without_a_stacked_rule_step_torchs_own():
+    # RMSprop and NAdam members: a real torch optimizer each, on the member's views into the stacks
+    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu", "optimizer.lr=0.001",
+                                                  "optimizer.name=rmsprop"])
+    nadam = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu", "optimizer.lr=0.001",
+                                                  "optimizer.name=nadam"])
+    assert_same_as_alone(sweep.trials + nadam.trials[:1])
+
+
+@pytest.mark.parametrize("mode", ["vmap", "loop"])
+def test_cnn_forward_modes_match_each_member_alone(mode):
+    # a GPU runs convolutional packs through vmap (grouped convolutions), a CPU member by member: both give
+    # each member's own outputs, gradients and BatchNorm statistics
+    import copy
+
+    torch.manual_seed(0)
+    models = [create_model("s0_cnn_bn_dropout", (3, 16, 16), 10, channels=[[4, 8], [8, 8]], dropout=0.0)
+              for _ in range(3)]
+    alone = [copy.deepcopy(m) for m in models]
+    pack = PackedModel(models, input_shape=(3, 16, 16))
+    pack.mode = mode
+    x, y = torch.randn(3, 5, 3, 16, 16), torch.randint(0, 10, (3, 5))
+    out = pack(x)
+    torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(3, 5).mean(1).sum().backward()
+    for k, m in enumerate(alone):
+        m.train()
+        o = m(x[k])
+        torch.nn.functional.cross_entropy(o, y[k]).backward()
+        assert torch.allclose(out[k], o, atol=1e-5)
+        for name, p in m.named_parameters():
+            assert torch.allclose(pack.params[name].grad[k], p.grad, atol=1e-5), name
+        for name, b in m.named_buffers():
+            assert torch.allclose(models[k].get_buffer(name).float(), b.float(), atol=1e-6), name
+    pack.eval()
+    shared = pack(x[0], shared=True)
+    for k, m in enumerate(alone):
+        m.eval()
+        assert torch.allclose(shared[k], m(x[0]), atol=1e-5)

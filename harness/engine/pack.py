@@ -11,6 +11,13 @@ own, and an optimizer written for the member module updates the stack in place.
     out = pack(x)                             # x [K, B, ...] (one batch per member) -> [K, B, classes]
     pack.restack([0, 2, 3])                   # members 1 stopped: shed it, the rest go on
 
+An MLP (nn.Sequential of Flatten, Linear, elementwise activations and Dropout) skips vmap: each Linear is
+one batched matmul written out (`_mlp_forward`), a third faster than vmap's own on a small MLP. On a CPU,
+a model with convolutions runs its members one after another inside the pack (`_loop_forward`): vmap
+turns K convolutions into one grouped convolution, which the CPU runs 1.6x slower than K separate ones
+(s4_smallcnn, `python -m harness.bench --packed`); the pack still shares the data pipeline, the
+optimizer step and the epoch's bookkeeping.
+
 Dropout: a member's masks come from its own generator (`generators[k]`, holding where the global RNG
 stood after that member's model was built), drawn as torch's CPU dropout draws them (bernoulli of
 the input's shape and layout, scaled by 1/(1-p)): on the CPU a member drops exactly the units it
@@ -69,6 +76,10 @@ class PackedModel:
                 raise ValueError("a pack of models with dropout needs the input shape")
             self._probe(first, input_shape)
         self.training = True
+        device = next(iter(first.parameters())).device
+        convolutional = any(isinstance(m, nn.modules.conv._ConvNd) for m in self.template.modules())
+        self.mode = "mlp" if _is_plain_mlp(self.template) else \
+            "loop" if convolutional and device.type == "cpu" else "vmap"
         self.restack(range(len(self.members)))
 
     def _probe(self, module: nn.Module, input_shape) -> None:
@@ -153,9 +164,63 @@ class PackedModel:
         """Every active member's output [K, B, ...]: x is [K, B, ...] (each member's own batch), or
         [B, ...] given to all (`shared`: evaluation)."""
         batch = x.shape[0] if shared else x.shape[1]
-        buffers = {**self.buffers, **self.noise(batch, x.device)}
+        noise = self.noise(batch, x.device)
+        if self.mode == "mlp":
+            return self._mlp_forward(x, shared, noise)
+        if self.mode == "loop":
+            return self._loop_forward(x, shared, noise)
+        buffers = {**self.buffers, **noise}
 
         def one(params, buffers, x):
             return functional_call(self.template, (params, buffers), (x,))
 
         return vmap(one, in_dims=(0, 0, None if shared else 0))(self.params, buffers, x)
+
+    def _loop_forward(self, x: torch.Tensor, shared: bool, noise: dict) -> torch.Tensor:
+        """Each member's forward pass in turn, on its slices of the stacks (unbound once: their gradients
+        go back into the stacks in one op per parameter)."""
+        params = {n: p.unbind(0) for n, p in self.params.items()}
+        buffers = {n: b.unbind(0) for n, b in {**self.buffers, **noise}.items()}
+        outputs = []
+        for j in range(len(self.active)):
+            state = {n: p[j] for n, p in params.items()} | {n: b[j] for n, b in buffers.items()}
+            outputs.append(functional_call(self.template, state, (x if shared else x[j],)))
+        return torch.stack(outputs)
+
+    def _mlp_forward(self, x: torch.Tensor, shared: bool, noise: dict) -> torch.Tensor:
+        """The forward pass of a plain MLP over the stacks: Linear -> baddbmm (a shared batch is broadcast to
+        every member in the first one), activations and dropout as they are, elementwise."""
+        h = x
+        for name, module in self.template.named_children():
+            if isinstance(module, nn.Flatten):
+                h = h.flatten(1) if shared else h.flatten(2)
+            elif isinstance(module, nn.Linear):
+                weight = self.params[f"{name}.weight"].transpose(1, 2)
+                bias = self.params.get(f"{name}.bias")
+                h = torch.matmul(h, weight) if shared else torch.bmm(h, weight)  # [B, in] @ [K, in, out] -> [K, B, out]
+                if bias is not None:
+                    h = h + bias.unsqueeze(1)
+                shared = False
+            elif isinstance(module, PackDropout):
+                h = h * noise[f"{name}.noise"] if self.training and module.p > 0 else h
+            else:
+                h = module(h)
+        return h
+
+
+# parameter-free activations that act on each value alone: the same on [K, B, F] as on [B, F]
+ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid,
+               nn.Softplus, nn.Hardswish, nn.Hardsigmoid, nn.CELU, nn.Identity, nn.Hardtanh, nn.Softsign)
+
+
+def _is_plain_mlp(template: nn.Module) -> bool:
+    """Whether `template` is a Sequential of Flatten, Linear, elementwise activations and dropout only."""
+    if type(template) is not nn.Sequential:
+        return False
+    for module in template.children():
+        if isinstance(module, nn.Flatten):
+            if module.start_dim != 1 or module.end_dim != -1:
+                return False
+        elif not isinstance(module, (nn.Linear, PackDropout, *ELEMENTWISE)):
+            return False
+    return True

@@ -26,7 +26,7 @@ from harness import store
 from harness.config import ArgParser, ConfigError, Trial, load_sweep
 from harness.preflight import check_trials
 from harness.resume import checkpoint_configs, plan_resume, stored_configs
-from harness.sweep.packs import CPU_MAX_MACS, member_cap_for, plan_packs, why_not_packed
+from harness.sweep.packs import member_cap_for, plan_packs, why_not_packed
 from harness.sweep.select import parse_shard, random_subset, shard, smoke_overrides, smoke_trials
 from harness.sweep.tune import run_on_tune, sweep_metric
 from harness.vocabulary import Status, format_seconds, lower_is_better
@@ -59,17 +59,13 @@ def packing_line(trials: list[Trial], no_pack: bool) -> str:
     on_gpu = torch.cuda.is_available()
     memory = torch.cuda.get_device_properties(0).total_memory if on_gpu else psutil.virtual_memory().available
     slots = (torch.cuda.device_count() if on_gpu else os.cpu_count()) or 1
-    units = plan_packs(trials, slots=slots, member_cap=member_cap_for(on_gpu, memory * 0.5 / slots), no_pack=no_pack)
+    units = plan_packs(trials, slots=slots, member_cap=member_cap_for(memory * 0.5 / slots), no_pack=no_pack)
     packs = [u for u in units if len(u) > 1]
     reason = why_not_packed(trials[0].config, no_pack)
     if packs:
         return (f"packed on this machine: {sum(map(len, packs))} trials in {len(packs)} packs of "
                 f"{min(map(len, packs))}-{max(map(len, packs))}, {len(units) - len(packs)} alone")
-    if reason:
-        return f"not packed: {reason}"
-    archs = ", ".join(sorted({t.config.model.arch for t in trials}))
-    return (f"not packed on this machine: {archs}: above {CPU_MAX_MACS / 1e6:g}M multiply-adds per training step, "
-            f"where a CPU gains nothing from packing (a GPU packs them)")
+    return f"not packed: {reason or 'no two trials share their computation'}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,14 +27,6 @@ MEMBER_KEYS = ("name", "description", "seed", "optimizer.", "scheduler.", "early
                "model.init", "model.init_from", "train.grad_clip", "train.checkpoint", "train.save_model",
                "resources.", "tune.")
 AUTO_CAP = 64  # members per pack under `auto` where memory allows more: beyond this a pack only gets slower to shed
-# On a CPU, `auto` packs a model only when a training step is this many multiply-adds or fewer. Below it a
-# step is mostly per-op overhead, which a pack pays once for all members (`python -m harness.bench --packed`,
-# 2-core VM, one thread: MLPs on digits at 0.4M / 1.1M / 3.2M multiply-adds per step train 3.5x / 2.1x /
-# 1.3x faster packed). Near it the training itself is no faster (s3_mlp, 10.7M: 0.95x) but a sweep still
-# gains what each trial costs around its training (data, model, Ray, files): S3's 36 trials on mnist_5k,
-# 46 s packed vs 51 s alone. Far above it a batched matmul or grouped convolution is slower than K
-# separate ones (s4_smallcnn, 94M: 0.64x), so such models run alone on a CPU; a GPU packs them.
-CPU_MAX_MACS = 20_000_000
 
 
 def _member_key(key: str) -> bool:
@@ -108,37 +100,33 @@ def pack_id(unit: Sequence[Trial]) -> str:
     return unit[0].trial_id if len(unit) == 1 else f"pack{len(unit)}:{unit[0].trial_id}"
 
 
-def member_cap_for(on_gpu: bool, budget_bytes: float) -> Callable[[Trial], int]:
-    """`plan_packs`' member_cap under `auto` for a device: as many members as half its memory (`budget_bytes`)
-    holds, and on a CPU 1 (not packed) for models above CPU_MAX_MACS per step."""
+def member_cap_for(budget_bytes: float) -> Callable[[Trial], int]:
+    """`plan_packs`' member_cap under `auto`: as many members as `budget_bytes` (half a CPU or GPU share's
+    memory) holds, by `member_bytes`."""
     from harness.data import dataset_spec
 
-    specs, costs = {}, {}
+    specs, sizes = {}, {}
 
     def cap(trial: Trial) -> int:
         c = trial.config
-        key = c.dataset.model_dump_json()
-        if key not in specs:
-            specs[key] = dataset_spec(c.dataset)
+        data = c.dataset.model_dump_json()
+        if data not in specs:
+            specs[data] = dataset_spec(c.dataset)
         key = pack_key(c)
-        if key not in costs:
-            costs[key] = member_cost(c, *specs[c.dataset.model_dump_json()])
-        size, macs = costs[key]
-        if not on_gpu and macs > CPU_MAX_MACS:
-            return 1
-        return max(1, int(budget_bytes // size)) if size else AUTO_CAP
+        if key not in sizes:
+            sizes[key] = member_bytes(c, *specs[data])
+        return max(1, int(budget_bytes // sizes[key])) if sizes[key] else AUTO_CAP
 
     return cap
 
 
-def member_cost(cfg, input_shape, num_classes: int) -> tuple[int, int]:
-    """(bytes, multiply-adds per training step) of one member, estimated on a model built on the meta
-    device (no memory, no compute). Bytes: weights, gradients and two optimizer slots (4 copies of the
-    parameters) and the activations of one batch kept for backward and their gradients (3 copies of
-    every layer's output), in float32. Multiply-adds: the Linear and Conv2d layers' forward, x batch
-    size. (0, 0) for a model that cannot be built on meta."""
+def member_bytes(cfg, input_shape, num_classes: int) -> int:
+    """What one member needs on the device, estimated on the model built on the meta device (no memory):
+    weights, gradients and two optimizer slots (4 copies of the parameters), the activations of one
+    training batch kept for backward and their gradients (3 copies of every layer's output), and the
+    largest layer output of one evaluation batch (no gradients there), in float32. 0 for a model that
+    cannot be built on meta."""
     import torch
-    from torch import nn
 
     from harness.models import create_model
 
@@ -149,26 +137,21 @@ def member_cost(cfg, input_shape, num_classes: int) -> tuple[int, int]:
         with torch.device("meta"):
             model = create_model(cfg.model.arch, input_shape, num_classes, init=cfg.model.init, **options)
     except Exception:  # noqa: BLE001 - no estimate: no memory cap, packed
-        return 0, 0
-    elements, macs = [0], [0]
+        return 0
+    elements, largest = [0], [0]
 
-    def count(module, _inputs, out):
+    def count(_module, _inputs, out):
         elements[0] += out.numel()
-        if isinstance(module, nn.Linear):
-            macs[0] += module.in_features * module.out_features
-        elif isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            macs[0] += out.numel() * module.in_channels // module.groups * kh * kw
+        largest[0] = max(largest[0], out.numel())
 
     hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
     try:
         with torch.no_grad():
             model(torch.empty(1, *input_shape, device="meta"))
     except Exception:  # noqa: BLE001
-        return 0, 0
+        return 0
     finally:
         for h in hooks:
             h.remove()
     params = sum(p.numel() for p in model.parameters())
-    batch = max(cfg.train.batch_size, cfg.train.eval_batch_size)
-    return 4 * (4 * params + 3 * batch * elements[0]), macs[0] * cfg.train.batch_size
+    return 4 * (4 * params + 3 * cfg.train.batch_size * elements[0] + 2 * cfg.train.eval_batch_size * largest[0])

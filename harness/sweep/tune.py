@@ -227,7 +227,7 @@ def plan_units(trials: list[Trial], gpus: float, no_pack: bool = False) -> list[
         budget = _free_memory() * 0.5 / max(1, slots)
     if cfg.resources.max_concurrent:
         slots = min(slots, cfg.resources.max_concurrent)
-    return plan_packs(trials, slots=max(1, slots), member_cap=member_cap_for(gpu_memory > 0, budget), no_pack=no_pack)
+    return plan_packs(trials, slots=max(1, slots), member_cap=member_cap_for(budget), no_pack=no_pack)
 
 
 def _gpu_memory() -> float:

@@ -4,9 +4,10 @@ same K, same data and steps, images per second of all members together, interlea
     pytest tests/benchmarks/test_packed.py --benchmark-only -s
 
 On the CPU the targets asserted are the ones a pack reaches there (docs/performance.md, Packed trials):
-overhead-bound models gain, compute-bound ones do not (harness.sweep.packs.CPU_MAX_MACS keeps those
-unpacked under `auto`). Issue 15's CPU targets (s3_mlp K=12 >= 2x, mlp K=24 >= 4x) are above what
-was measured; they are printed beside the figures, not asserted.
+overhead-bound models gain most (the digits MLP, issue 15's >= 4x), a convolutional pack is not slower
+than its members alone (its convolutions run member by member on a CPU). Issue 15's s3_mlp K=12 >= 2x
+is above what a CPU core gives (s3_mlp at batch 128 is matmul-bound: 1.1-1.2x measured); it is printed
+beside the figures, not asserted.
 """
 
 import pytest
@@ -15,8 +16,8 @@ from harness.bench import packed
 
 CASES = {case[0]: case for case in packed.CASES}
 # lower bounds on pack/solo, medians of the rounds (CPU, one thread); None: measured, not asserted
-CPU_TARGETS = {"mlp K=24 (digits)": 1.8, "s3_mlp K=12 (mnist_5k)": None, "s3_mlp K=36 (mnist_5k)": None,
-               "s4_smallcnn K=8 (32x32)": None}
+CPU_TARGETS = {"mlp K=24 (digits)": 4.0, "s3_mlp K=12 (mnist_5k)": 1.0, "s3_mlp K=36 (mnist_5k)": 1.0,
+               "s4_smallcnn K=8 (32x32)": 0.85}  # 0.85: parity, less the rounds' noise on a shared 2-core VM
 ISSUE_TARGETS = {"mlp K=24 (digits)": 4.0, "s3_mlp K=12 (mnist_5k)": 2.0, "s4_smallcnn K=8 (32x32)": 1.0}
 
 
