@@ -13,6 +13,7 @@ epochs, precision).
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -24,7 +25,7 @@ from harness import store
 from harness.config import Trial
 from harness.data import load_dataset
 from harness.engine.device import make_accelerator, peak_memory_mb, reset_peak_memory, sync
-from harness.engine.loop import SAMPLES
+from harness.engine.loop import SAMPLES, evaluate
 from harness.engine.pack import PackedModel
 from harness.engine.pack_loop import PackBatches, evaluate_pack, member_counts, train_pack_epoch
 from harness.engine.pack_optim import PackOptimizer
@@ -35,7 +36,7 @@ from harness.tasks import create_task
 from harness.trial import TrialOutcome, epoch_row, failed_outcome, now, save_outcome, trial_base, trial_row
 from harness.vocabulary import Status
 
-SAVE_EVERY = 5.0  # seconds between a member's checkpoints and epochs parts (its last epoch is always saved)
+SAVE_EVERY = 5.0  # seconds between the members' checkpoints and epochs parts (a member's last epoch is always saved)
 
 # (trial id, epoch row, verdict) after each member's epoch
 MemberEpochCallback = Callable[[str, dict, object], None]
@@ -46,8 +47,9 @@ PackEpochCallback = Callable[[list], None]
 def run_pack(trials: Sequence[Trial], results_dir: Optional[str | Path] = None, pack_id: str = "pack",
              on_epoch: Optional[MemberEpochCallback] = None, accelerator=None, attempt: int = 1,
              rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None) -> list[TrialOutcome]:
-    """Train `trials` as one pack and write each member's rows under results_dir; one outcome per trial,
-    in order. An exception in the pack fails every member still running (each keeps its checkpoint)."""
+    """Train `trials` as one pack and write each member's rows under results_dir as it finishes (a member
+    that stops early is written then, not when the pack ends); one outcome per trial, in order. An
+    exception in the pack fails the members still running (each keeps its checkpoint)."""
     trials = list(trials)
     accelerator = accelerator or make_accelerator(trials[0].config.train.precision)
     results_dir = None if results_dir is None else Path(results_dir)
@@ -56,21 +58,28 @@ def run_pack(trials: Sequence[Trial], results_dir: Optional[str | Path] = None, 
               "pack_size": len(trials)} for t in trials]
     if results_dir is not None:
         store.forget_trials(results_dir, [t.trial_id for t in trials], keep_parts=True)
-    try:
-        outcomes = train_pack(trials, results_dir, accelerator, on_epoch, bases, rule, on_pack_epoch)
-    except Exception as err:  # noqa: BLE001 - recorded per member, never fatal to the sweep
-        outcomes = [failed_outcome(base, err) for base in bases]
-    seconds = time.perf_counter() - t_start
-    for outcome, trial in zip(outcomes, trials):
-        outcome.row.update(total_seconds=seconds, finished_at=now())
+    finished: dict[str, TrialOutcome] = {}
+
+    def finish(outcome: TrialOutcome, config) -> None:
+        outcome.row.update(total_seconds=time.perf_counter() - t_start, finished_at=now())
         if results_dir is not None:
-            save_outcome(outcome, trial.config, results_dir)
-    return outcomes
+            save_outcome(outcome, config, results_dir)
+        finished[outcome.trial_id] = outcome
+
+    try:
+        train_pack(trials, results_dir, accelerator, on_epoch, bases, rule, on_pack_epoch, finish)
+    except Exception as err:  # noqa: BLE001 - recorded per member, never fatal to the sweep
+        for base, trial in zip(bases, trials):
+            if trial.trial_id not in finished:
+                finish(failed_outcome(base, err), trial.config)
+    return [finished[t.trial_id] for t in trials]
 
 
 def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator, on_epoch, bases: list[dict],
-               rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None) -> list[TrialOutcome]:
-    """The pack's loop, top to bottom (harness.trial.train for K members)."""
+               rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None,
+               finish: Callable = lambda outcome, config: None) -> None:
+    """The pack's loop, top to bottom (harness.trial.train for K members); `finish(outcome, config)` takes
+    each member's outcome as it finishes."""
     configs = [t.config for t in trials]
     cfg0, device = configs[0], accelerator.device
     tc = cfg0.train
@@ -107,41 +116,73 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
         member.shadow._opt_called = True  # stepped through the pack (torch's schedulers warn otherwise)
     count = getattr(task, "pack_counts", None) or member_counts(task.counts)
     progress = [TrialProgress(cfg, t.trial_id, results_dir, accelerator, module, member, scheduler, step_on,
-                              splits.num_classes, uniform_loss, task.metric, task.chance(splits), generator=g,
-                              save_every=SAVE_EVERY)
+                              splits.num_classes, uniform_loss, task.metric, task.chance(splits), generator=g)
                 for t, cfg, module, member, (scheduler, step_on), g
                 in zip(trials, configs, modules, optimizer.members, schedules, generators)]
-    starts = {p.start_epoch for p in progress}
-    if len(starts) > 1:
-        raise ValueError(f"the members' checkpoints stand at different epochs ({sorted(starts)}): "
-                         "a pack resumes members that stopped at the same epoch")
-    pack.restack(range(len(trials)))  # resumed weights and state are in the members' views already
-    optimizer.restack()
+    clip = [math.inf if cfg.train.grad_clip is None else cfg.train.grad_clip for cfg in configs]
     status = [Status.COMPLETED] * len(trials)
-    for epoch in range(progress[0].start_epoch, tc.epochs + 1):
-        active = pack.active
+
+    def outcome(k: int, test_loss: float, test_counts) -> TrialOutcome:
+        test = task.scores(test_counts)
+        classes, confusion = task.test_tables(test_counts, splits, trials[k].trial_id)
+        row = trial_row(bases[k], task, configs[k], status[k], progress[k].history, progress[k].best["epoch"],
+                        num_params, trainable, test_loss, test, splits)
+        return TrialOutcome(trials[k].trial_id, status[k], row, progress[k].history, classes, confusion)
+
+    def finish_alone(k: int) -> None:
+        """A member that stopped: its best weights on the test split, its rows written now."""
+        progress[k].restore_best()
+        test_loss, test_counts = evaluate(modules[k], test_batches, loss_fn, accelerator, task.counts,
+                                          task.num_counts)
+        finish(outcome(k, test_loss, test_counts), configs[k])
+
+    # members resumed from checkpoints may stand at different epochs: each joins the pack at its own; one whose
+    # checkpoint already says it stopped (the pack ended before its rows were written) finishes at once
+    starts = [p.start_epoch for p in progress]
+    for k, p in enumerate(progress):
+        verdict = p.resumed_verdict()
+        if verdict is not None and verdict.stop:
+            status[k], starts[k] = verdict.status, None
+            finish_alone(k)
+    active: list[int] = []
+    saved_at = time.monotonic()
+    for epoch in range(min((s for s in starts if s is not None), default=tc.epochs + 1), tc.epochs + 1):
+        joining = [k for k, s in enumerate(starts) if s == epoch]
+        if joining:
+            active = sorted(active + joining)
+            pack.restack(active)
+            optimizer.restack()
+        if not active:
+            continue
         train_batches.active = active
         train_batches.set_epoch(epoch)
         reset_peak_memory(device)
         lrs = [optimizer.members[k].param_groups[0]["lr"] for k in active]
         per_batch = [schedules[k][0] for k in active if schedules[k][1] == "batch"]
+        clips = None if all(math.isinf(clip[k]) for k in active) else \
+            torch.tensor([clip[k] for k in active], device=device)
         sync(device)
         t0 = time.perf_counter()
         sums, layer_min = train_pack_epoch(pack, train_batches, optimizer, loss_fn, accelerator, per_batch,
-                                           tc.grad_clip, count, task.num_counts)
+                                           clips, count, task.num_counts)
         sums = sums.cpu()  # the epoch's one host sync
         layer_min = layer_min.cpu() if layer_min is not None else None
         train_seconds = time.perf_counter() - t0
         val_losses, val_counts = evaluate_pack(pack, val_batches, loss_fn, accelerator, count, task.num_counts)
         epoch_seconds = time.perf_counter() - t0
         peak = peak_memory_mb(device)
+        # checkpoints and epochs parts every few seconds, decided once for the pack: its members' checkpoints
+        # always stand at the same epoch
+        save = time.monotonic() - saved_at >= SAVE_EVERY
+        if save:
+            saved_at = time.monotonic()
         stopped, closed = [], []
         for j, k in enumerate(active):
             # each member's throughput is its own images over the pack's time (the pack's: the sum over members)
             row = epoch_row(task, trials[k].trial_id, epoch, sums[j], val_losses[j], val_counts[j], lrs[j],
                             layer_min[j] if layer_min is not None else None, epoch_seconds, train_seconds,
                             sums[j][SAMPLES].item(), peak)
-            verdict = progress[k].record(row)
+            verdict = progress[k].record(row, save_now=save)
             tasks[k].after_epoch(modules[k], row, verdict, results_dir)
             if on_epoch is not None:
                 on_epoch(trials[k].trial_id, row, verdict)
@@ -152,23 +193,24 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
         if on_pack_epoch is not None:
             on_pack_epoch(closed)
         if stopped:
-            remaining = [k for k in active if k not in stopped]
-            if not remaining:
-                break
-            pack.restack(remaining)  # shed the stopped members: their weights stay as they are
-            optimizer.restack()
+            active = [k for k in active if k not in stopped]
+            for k in stopped:  # shed: its weights stay as they are, its rows are written now
+                finish_alone(k)
+            if active:
+                pack.restack(active)
+                optimizer.restack()
 
-    # each member's best weights, on the test split
-    for p in progress:
-        p.restore_best()
-    pack.restack(range(len(trials)))
-    optimizer.restack()
-    test_losses, test_counts = evaluate_pack(pack, test_batches, loss_fn, accelerator, count, task.num_counts)
-    outcomes = []
-    for k, (t, cfg) in enumerate(zip(trials, configs)):
-        test = task.scores(test_counts[k])
-        classes, confusion = task.test_tables(test_counts[k], splits, t.trial_id)
-        row = trial_row(bases[k], task, cfg, status[k], progress[k].history, progress[k].best["epoch"], num_params,
-                        trainable, test_losses[k], test, splits)
-        outcomes.append(TrialOutcome(t.trial_id, status[k], row, progress[k].history, classes, confusion))
-    return outcomes
+    # the members that ran every epoch: each one's best weights, on the test split together
+    done = [k for k, s in enumerate(starts) if s is not None and k not in _stopped(status)]
+    if done:
+        for k in done:
+            progress[k].restore_best()
+        pack.restack(done)
+        optimizer.restack()
+        test_losses, test_counts = evaluate_pack(pack, test_batches, loss_fn, accelerator, count, task.num_counts)
+        for j, k in enumerate(done):
+            finish(outcome(k, test_losses[j], test_counts[j]), configs[k])
+
+
+def _stopped(status: list[str]) -> set[int]:
+    return {k for k, s in enumerate(status) if s != Status.COMPLETED}

@@ -248,3 +248,103 @@ def test_cnn_forward_modes_match_each_member_alone(mode):
     for k, m in enumerate(alone):
         m.eval()
         assert torch.allclose(shared[k], m(x[0]), atol=1e-5)
+
+
+def test_members_clip_their_own_gradients():
+    from harness.config.grid import Trial
+
+    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=2", "model.activation=relu", "optimizer.name=sgd",
+                                                  "optimizer.lr=0.1"])
+    trials = []
+    for t, clip in zip(sweep.trials, (None, 0.5, 2.0)):
+        cfg = t.config.model_copy(update={"train": t.config.train.model_copy(update={"grad_clip": clip})})
+        trials.append(Trial(trial_id=f"{t.trial_id}-clip={clip}", point=t.point, config=cfg))
+    assert_same_as_alone(trials)
+
+
+def test_a_stopped_member_is_written_when_it_stops(tmp_path):
+    from harness import store
+
+    # early stopping with patience 1 (SGD at lr 0.1; Adam there is chaotic): two members stop at epochs 5 and 6
+    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=8", "model.activation=tanh", "optimizer.name=sgd",
+                                                  "optimizer.lr=0.1", "early_stopping.patience=1", "seeds=[0,1,2,3]"])
+    written_during = {}
+
+    def look(closed):
+        epoch = closed[0][1]["epoch"]
+        written_during[epoch] = set(store.finished_trial_ids(tmp_path))
+
+    alone = [run_trial(t.config, t.trial_id, None, t.point) for t in sweep.trials]
+    outcomes = run_pack(sweep.trials, tmp_path, on_pack_epoch=look)
+    assert [o.status for o in outcomes] == [a.status for a in alone]
+    stops = {a.trial_id: len(a.epochs) for a in alone if a.status == "early_stopped"}
+    assert stops and min(stops.values()) < max(len(a.epochs) for a in alone)  # someone stops before the end
+    for tid, last in stops.items():
+        later = [e for e in written_during if e > last]
+        assert all(tid in written_during[e] for e in later), (tid, last)  # its rows exist while the pack goes on
+    for a, o in zip(alone, outcomes):
+        assert o.row["test_acc"] == pytest.approx(a.row["test_acc"], abs=1e-4)
+
+
+def test_members_resumed_at_different_epochs_join_the_pack_at_their_own(tmp_path, monkeypatch):
+    import harness.packed_trial
+
+    monkeypatch.setattr(harness.packed_trial, "SAVE_EVERY", 0.0)
+    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=4", "model.activation=relu", "optimizer.lr=0.1",
+                                                  "early_stopping.enabled=false"])
+    trials = sweep.trials[:4]
+    whole = run_pack(trials, None)
+
+    class Stop(BaseException):
+        pass
+
+    def stop_at(epoch):
+        def callback(closed):
+            if closed[0][1]["epoch"] == epoch:
+                raise Stop
+        return callback
+
+    for members, epoch in ((trials[:2], 1), (trials[2:], 3)):  # two packs interrupted at different epochs
+        with pytest.raises(Stop):
+            run_pack(members, tmp_path, on_pack_epoch=stop_at(epoch))
+    ran = []
+    resumed = run_pack(trials, tmp_path, on_pack_epoch=lambda closed: ran.append(len(closed)))
+    assert ran == [2, 2, 4]  # epochs 2 and 3: the first two; epoch 4: all four
+    for w, r in zip(whole, resumed):
+        assert [e["epoch"] for e in r.epochs] == [1, 2, 3, 4]
+        assert [e["train_loss"] for e in r.epochs] == pytest.approx([e["train_loss"] for e in w.epochs], abs=1e-6)
+
+
+def test_optimizer_state_moves_between_a_pack_and_a_trial_alone():
+    import copy
+
+    from harness.optimizers import create_optimizer
+
+    base = load_sweep("sweeps/quickstart.yaml").trials[0].config.optimizer
+    for name in ("sgd", "adam"):
+        cfg = base.model_copy(update={"name": name, "lr": 0.01, "momentum": 0.9})
+        torch.manual_seed(0)
+        models = [create_model("mlp", (1, 4, 4), 3, widths=[8]) for _ in range(2)]
+        solo = copy.deepcopy(models[1])
+        solo_opt = create_optimizer(solo, cfg, "cpu")
+        pack = PackedModel(models)
+        pack_opt = PackOptimizer(pack, [cfg, cfg], "cpu")
+        for _ in range(3):
+            x, y = torch.randn(2, 8, 1, 4, 4), torch.randint(0, 3, (2, 8))
+            pack.zero_grad()
+            torch.nn.functional.cross_entropy(pack(x).flatten(0, 1), y.flatten(), reduction="none").view(2, 8).mean(1).sum().backward()
+            pack_opt.step()
+            solo_opt.zero_grad()
+            torch.nn.functional.cross_entropy(solo(x[1]), y[1]).backward()
+            solo_opt.step()
+        mine, torchs = pack_opt.members[1].state_dict(), solo_opt.state_dict()
+        assert mine["param_groups"][0]["params"] == torchs["param_groups"][0]["params"]
+        for i, entry in torchs["state"].items():
+            for key, value in entry.items():
+                assert torch.allclose(mine["state"][i][key].float(), value.float(), atol=1e-6), (name, i, key)
+        create_optimizer(copy.deepcopy(solo), cfg, "cpu").load_state_dict(mine)  # a pack's checkpoint, alone
+        pack_opt.members[0].load_state_dict(torchs)  # a checkpoint taken alone, in a pack
+        assert torch.allclose(pack_opt.members[0].state_dict()["state"][0][SLOT[name]], torchs["state"][0][SLOT[name]])
+
+
+SLOT = {"sgd": "momentum_buffer", "adam": "exp_avg"}

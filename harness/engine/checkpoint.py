@@ -54,11 +54,11 @@ def resume_from_checkpoint(ckpt: Path, model, optimizer, scheduler, accelerator,
     if accelerator.scaler is not None and state.get("scaler") is not None:
         accelerator.scaler.load_state_dict(state["scaler"])
     if generator is not None and state.get("rng_generator") is not None:
-        generator.set_state(state["rng_generator"])
+        generator.set_state(state["rng_generator"].cpu())  # loaded onto the device with the rest: a state is a CPU tensor
     elif state.get("rng_cpu") is not None:
-        torch.set_rng_state(state["rng_cpu"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
     if device.type == "cuda" and state.get("rng_cuda") is not None:
-        torch.cuda.set_rng_state(state["rng_cuda"], device)
+        torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
     best.update(value=state["best_value"], epoch=state["best_epoch"])
     if (ckpt / "best.pt").exists():
         best["state"] = torch.load(ckpt / "best.pt", map_location=device, weights_only=False)

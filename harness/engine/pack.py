@@ -18,10 +18,11 @@ turns K convolutions into one grouped convolution, which the CPU runs 1.6x slowe
 (s4_smallcnn, `python -m harness.bench --packed`); the pack still shares the data pipeline, the
 optimizer step and the epoch's bookkeeping.
 
-Dropout: a member's masks come from its own generator (`generators[k]`, holding where the global RNG
-stood after that member's model was built), drawn as torch's CPU dropout draws them (bernoulli of
-the input's shape and layout, scaled by 1/(1-p)): on the CPU a member drops exactly the units it
-drops alone. BatchNorm: running statistics are stacked buffers, per member.
+Randomness: each member has its own generator (`generators[k]`: where the global RNG stood after that
+member's model was built). The loop route runs each member's forward on it; the mlp and vmap routes
+draw each member's nn.Dropout masks from it as torch's CPU dropout draws them (bernoulli of the
+input's shape and layout, scaled by 1/(1-p)). On the CPU a member drops exactly the units it drops
+alone. BatchNorm: running statistics are stacked buffers, per member.
 """
 
 from __future__ import annotations
@@ -63,23 +64,26 @@ class PackedModel:
         self.trainable = {n: p.requires_grad for n, p in first.named_parameters()}
         self.buffer_names = [n for n, b in first.named_buffers() if b is not None]
         self.template = copy.deepcopy(first).to("meta")
-        # nn.Dropout -> PackDropout, and the shape and memory layout of each one's input (one probe forward)
-        self.dropouts: dict[str, float] = {}
-        for name, sub in list(self.template.named_modules()):
-            if type(sub) is nn.Dropout and sub.p > 0:
-                owner, leaf = _owner(self.template, name)
-                setattr(owner, leaf, PackDropout(sub.p))
-                self.dropouts[name] = sub.p
-        self.noise_layout: dict[str, tuple[tuple[int, ...], bool]] = {}
-        if self.dropouts:
-            if input_shape is None:
-                raise ValueError("a pack of models with dropout needs the input shape")
-            self._probe(first, input_shape)
         self.training = True
         device = next(iter(first.parameters())).device
         convolutional = any(isinstance(m, nn.modules.conv._ConvNd) for m in self.template.modules())
         self.mode = "mlp" if _is_plain_mlp(self.template) else \
             "loop" if convolutional and device.type == "cpu" else "vmap"
+        # mlp and vmap: nn.Dropout -> PackDropout, drawn per member here, with the shape and memory layout of
+        # each one's input (one probe forward). loop: each member's forward runs on its own RNG stream instead
+        # (any random op of the model then draws exactly what it draws alone)
+        self.dropouts: dict[str, float] = {}
+        if self.mode != "loop":
+            for name, sub in list(self.template.named_modules()):
+                if type(sub) is nn.Dropout and sub.p > 0:
+                    owner, leaf = _owner(self.template, name)
+                    setattr(owner, leaf, PackDropout(sub.p))
+                    self.dropouts[name] = sub.p
+        self.noise_layout: dict[str, tuple[tuple[int, ...], bool]] = {}
+        if self.dropouts:
+            if input_shape is None:
+                raise ValueError("a pack of models with dropout needs the input shape")
+            self._probe(first, input_shape)
         self.restack(range(len(self.members)))
 
     def _probe(self, module: nn.Module, input_shape) -> None:
@@ -174,17 +178,27 @@ class PackedModel:
         def one(params, buffers, x):
             return functional_call(self.template, (params, buffers), (x,))
 
-        return vmap(one, in_dims=(0, 0, None if shared else 0))(self.params, buffers, x)
+        # randomness "different": a random op other than nn.Dropout (Dropout2d, F.dropout) draws per member
+        return vmap(one, in_dims=(0, 0, None if shared else 0), randomness="different")(self.params, buffers, x)
 
     def _loop_forward(self, x: torch.Tensor, shared: bool, noise: dict) -> torch.Tensor:
         """Each member's forward pass in turn, on its slices of the stacks (unbound once: their gradients
-        go back into the stacks in one op per parameter)."""
+        go back into the stacks in one op per parameter) and, in training, on its own RNG stream."""
         params = {n: p.unbind(0) for n, p in self.params.items()}
         buffers = {n: b.unbind(0) for n, b in {**self.buffers, **noise}.items()}
+        own_rng = self.training and self.generators is not None
         outputs = []
-        for j in range(len(self.active)):
+        for j, k in enumerate(self.active):
             state = {n: p[j] for n, p in params.items()} | {n: b[j] for n, b in buffers.items()}
-            outputs.append(functional_call(self.template, state, (x if shared else x[j],)))
+            if own_rng:
+                saved = torch.get_rng_state()
+                torch.set_rng_state(self.generators[k].get_state())
+            try:
+                outputs.append(functional_call(self.template, state, (x if shared else x[j],)))
+            finally:
+                if own_rng:
+                    self.generators[k].set_state(torch.get_rng_state())
+                    torch.set_rng_state(saved)
         return torch.stack(outputs)
 
     def _mlp_forward(self, x: torch.Tensor, shared: bool, noise: dict) -> torch.Tensor:
@@ -202,7 +216,9 @@ class PackedModel:
                     h = h + bias.unsqueeze(1)
                 shared = False
             elif isinstance(module, PackDropout):
-                h = h * noise[f"{name}.noise"] if self.training and module.p > 0 else h
+                if self.training and module.p > 0:
+                    h = h * noise[f"{name}.noise"]  # [K, B, ...]: every member's own from here on
+                    shared = False
             else:
                 h = module(h)
         return h
@@ -221,6 +237,6 @@ def _is_plain_mlp(template: nn.Module) -> bool:
         if isinstance(module, nn.Flatten):
             if module.start_dim != 1 or module.end_dim != -1:
                 return False
-        elif not isinstance(module, (nn.Linear, PackDropout, *ELEMENTWISE)):
+        elif not (isinstance(module, (nn.Linear, PackDropout, *ELEMENTWISE)) or type(module) is nn.Dropout):
             return False
     return True

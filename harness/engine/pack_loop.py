@@ -78,11 +78,12 @@ def smallest_layer_norms(grads: dict[str, torch.Tensor]) -> Optional[torch.Tenso
 
 
 def train_pack_epoch(pack, batches: PackBatches, optimizer, loss_fn, accelerator, schedulers: Sequence = (),
-                     grad_clip: Optional[float] = None, count: Optional[PackCount] = None, num_counts: int = 0):
+                     grad_clip: Optional[torch.Tensor] = None, count: Optional[PackCount] = None, num_counts: int = 0):
     """One pass over the training batches for every active member. Returns a float64 device tensor
     [K, 4 + num_counts]: per member [loss x n, grad norm, samples, steps, *counts] summed over the
     steps, and each member's smallest per-layer gradient norm of the last step ([K] or None).
-    `schedulers`: the active members' per-batch schedulers (OneCycle), stepped after each step."""
+    `schedulers`: the active members' per-batch schedulers (OneCycle), stepped after each step; `grad_clip`:
+    each active member's max gradient norm [K] (inf: no clipping), None when no member clips."""
     pack.train()
     device, k = accelerator.device, len(pack)
     losses_of = pack_losses(loss_fn)
@@ -98,8 +99,8 @@ def train_pack_epoch(pack, batches: PackBatches, optimizer, loss_fn, accelerator
         losses.sum().backward()
         grads = pack.grads()
         norms = grad_norms(grads)
-        if grad_clip:  # torch.nn.utils.clip_grad_norm_'s rule, per member
-            coef = (grad_clip / (norms + 1e-6)).clamp(max=1.0)
+        if grad_clip is not None:  # torch.nn.utils.clip_grad_norm_'s rule, per member
+            coef = torch.where(grad_clip.isinf(), 1.0, (grad_clip / (norms + 1e-6)).clamp(max=1.0))
             for g in grads.values():
                 g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
         optimizer.step()

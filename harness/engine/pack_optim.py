@@ -40,11 +40,10 @@ class MemberOptimizer:
     def __init__(self, module, cfg, device_type: str, stacked: bool):
         self.kind, self.stacked = cfg.name, stacked
         groups = param_groups(module, cfg.group_lr)
-        self.leaf_group = {}  # parameter name -> index of its group
-        ids = {id(p): i for i, g in enumerate(groups) for p in g["params"]}
-        for name, p in module.named_parameters():
-            if id(p) in ids:
-                self.leaf_group[name] = ids[id(p)]
+        names = {id(p): n for n, p in module.named_parameters()}
+        # torch's order of the parameters (its state_dict's indices) and each one's group
+        self.order = [names[id(p)] for g in groups for p in g["params"]]
+        self.leaf_group = {names[id(p)]: i for i, g in enumerate(groups) for p in g["params"]}
         if stacked:
             placeholders = [{**{k: v for k, v in g.items() if k != "params"}, "params": [torch.zeros(1)]}
                             for g in groups]
@@ -58,20 +57,36 @@ class MemberOptimizer:
         return self.shadow.param_groups
 
     def state_dict(self) -> dict:
+        """torch's own layout (as the same optimizer alone saves it): a checkpoint taken in a pack resumes
+        the trial alone, and one taken alone resumes it in a pack."""
         if not self.stacked:
             return self.shadow.state_dict()
-        return {"param_groups": self.shadow.state_dict()["param_groups"],
-                "state": {k: v.detach().clone() for k, v in self.state.items()}}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [i for i, n in enumerate(self.order) if self.leaf_group[n] == gi]}
+                  for gi, g in enumerate(self.shadow.param_groups)]
+        state = {}
+        for i, name in enumerate(self.order):
+            entry = {slot: self.state[f"{slot}.{name}"].detach().clone() for slot in SLOTS[self.kind]}
+            if "step" in self.state:
+                entry["step"] = self.state["step"].detach().clone()
+            state[i] = entry
+        return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, saved: dict) -> None:
         if not self.stacked:
-            self.shadow.load_state_dict(state)
+            self.shadow.load_state_dict(saved)
             return
-        for group, saved in zip(self.shadow.param_groups, state["param_groups"]):
-            group.update({k: v for k, v in saved.items() if k != "params"})
+        for group, old in zip(self.shadow.param_groups, saved["param_groups"]):
+            group.update({k: v for k, v in old.items() if k != "params"})
         with torch.no_grad():
-            for k, v in state["state"].items():
-                self.state[k].copy_(v)
+            for i, name in enumerate(self.order):
+                entry = saved["state"].get(i, {})
+                for slot in SLOTS[self.kind]:
+                    value = entry.get(slot)  # None: torch kept none (SGD without momentum, before a step)
+                    target = self.state[f"{slot}.{name}"]
+                    target.copy_(value) if value is not None else target.zero_()
+                if "step" in self.state and i == 0:
+                    self.state["step"].fill_(float(entry.get("step", 0.0)))
 
 
 class PackOptimizer:

@@ -48,8 +48,17 @@ class TrialProgress:
             # what the checkpoint is made with: --resume compares it with the sweep file's (harness.resume)
             write_text(self.ckpt / "config.json", cfg.model_dump_json())
 
-    def record(self, row: dict) -> monitor.Verdict:
-        """Close the epoch whose row this is; the verdict says whether to stop."""
+    def resumed_verdict(self) -> Optional[monitor.Verdict]:
+        """The monitor's verdict on the last epoch a checkpoint brought back (None: nothing resumed): whether
+        the run had already stopped there."""
+        if not self.history:
+            return None
+        return monitor.check_epoch(self.history, self.num_classes, self.cfg.health, self.cfg.early_stopping,
+                                   self.uniform_loss, metric=self.metric, chance=self.chance)
+
+    def record(self, row: dict, save_now: Optional[bool] = None) -> monitor.Verdict:
+        """Close the epoch whose row this is; the verdict says whether to stop. `save_now`: whether to write the
+        checkpoint and epochs part now (None: every `save_every` seconds); the last epoch is always saved."""
         es, main = self.cfg.early_stopping, self.accelerator.is_main_process
         row.update(monitor.generalization_gap(row))
         self.history.append(row)
@@ -65,7 +74,8 @@ class TrialProgress:
         elif self.step_on == "plateau" and math.isfinite(row["val_loss"]):
             self.scheduler.step(row["val_loss"])
         last = verdict.stop or row["epoch"] >= self.cfg.train.epochs
-        if main and (last or time.monotonic() - self._saved_at >= self.save_every):
+        due = save_now if save_now is not None else time.monotonic() - self._saved_at >= self.save_every
+        if main and (last or due):
             self._saved_at = time.monotonic()
             if self.ckpt is not None:
                 if self._best_unsaved:  # best.pt and last.pt are written together: a resume finds them in step

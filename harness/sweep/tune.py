@@ -59,16 +59,20 @@ def run_with_retries(trial: Trial, results_dir: str, max_retries: int, on_epoch=
 
 def run_pack_with_retries(unit: list[Trial], results_dir: str, max_retries: int, on_pack_epoch=None):
     """Run a pack; members that failed (the pack raised) run again as a pack, at most `max_retries`
-    times more, each from its last checkpoint."""
+    times more, each from its last checkpoint. Members with a row already (Tune restarting the pack after
+    its worker died: a member that stopped early was written when it stopped) do not run again."""
     outcomes = {}
-    todo = list(unit)
+    written = {t.trial_id for t in unit if recorded_status(Path(results_dir), t.trial_id) not in (None, Status.FAILED)}
+    todo = [t for t in unit if t.trial_id not in written]
+    if not todo:
+        return []
     for attempt in range(max_retries + 1):
         for outcome in run_pack(todo, results_dir, pack_id(unit), attempt=attempt + 1, on_pack_epoch=on_pack_epoch):
             outcomes[outcome.trial_id] = outcome
         todo = [t for t in todo if outcomes[t.trial_id].status == Status.FAILED]
         if not todo:
             break
-    return [outcomes[t.trial_id] for t in unit]
+    return [outcomes[t.trial_id] for t in unit if t.trial_id in outcomes]
 
 
 def pack_report(closed: list) -> dict:
