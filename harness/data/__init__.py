@@ -1,10 +1,10 @@
 """Datasets: sources (ONE registry, harness.registry.DATASETS, with task/shape/classes metadata), the
 seeded train/val split, device batching.
 
-    sources.py       classification sources (digits, synthetic, cifar10, cifar100, mnist, fashion_mnist,
-                     emnist_letters), RawDataset, DatasetUnavailable
+    sources.py       classification sources (digits, mnist_5k, synthetic, cifar10, cifar100, mnist,
+                     fashion_mnist, emnist_letters), RawDataset, DatasetUnavailable
     segmentation.py  image/mask sources, task segmentation (synthetic_shapes, segmentation_folder)
-    splits.py        load_dataset(cfg) -> Splits: seeded train/val split of the training pool, caps, split_info
+    splits.py        load_dataset(cfg) -> Splits: `classes` kept, seeded train/val split of the pool, caps, split_info
     spec.py          dataset_spec(cfg) -> (shape, classes), train_pool(cfg): from metadata, without loading
     loader.py        DeviceBatches: the split on the device as uint8, shuffled/sharded/normalized batches
     augment.py       batched on-device augmentation presets (none, standard, heavy, s4)
