@@ -86,8 +86,13 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
     splits = load_dataset(cfg0.dataset)
     tasks = [create_task(cfg) for cfg in configs]
 
+    # the splits on the device once: training batches per seed (order, augmentation), val and test shared
+    train0, val_batches, test_batches = tasks[0].batches(splits, device=device, rank=0, world_size=1)
+    seeds = list(dict.fromkeys(cfg.seed for cfg in configs))
+    train_batches = PackBatches([train0.with_seed(s) for s in seeds], [seeds.index(cfg.seed) for cfg in configs])
+
     # members built one by one as each is alone: seed, model (init), the RNG where it then stands (dropout)
-    modules, generators, batchers, member_batcher = [], [], {}, []
+    modules, generators = [], []
     for task, cfg in zip(tasks, configs):
         set_seed(cfg.seed)
         model, loss_fn, uniform_loss = task.build(splits)
@@ -98,15 +103,9 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
         if tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
         modules.append(model)
-        if cfg.seed not in batchers:  # members of one seed share one batcher: same order, same augmentation
-            batchers[cfg.seed] = task.batches(splits, device=device, rank=0, world_size=1)
-        member_batcher.append(list(batchers).index(cfg.seed))
     task = tasks[0]
     num_params = count_params(modules[0])
     trainable = sum(p.numel() for p in modules[0].parameters() if p.requires_grad)
-    first = next(iter(batchers.values()))
-    train_batches = PackBatches([b[0] for b in batchers.values()], member_batcher)
-    val_batches, test_batches = first[1], first[2]
 
     pack = PackedModel(modules, generators, input_shape=splits.input_shape)
     optimizer = PackOptimizer(pack, [cfg.optimizer for cfg in configs], device.type, rule)
@@ -201,7 +200,7 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
                 optimizer.restack()
 
     # the members that ran every epoch: each one's best weights, on the test split together
-    done = [k for k, s in enumerate(starts) if s is not None and k not in _stopped(status)]
+    done = [k for k, s in enumerate(status) if s == Status.COMPLETED]
     if done:
         for k in done:
             progress[k].restore_best()
@@ -211,6 +210,3 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
         for j, k in enumerate(done):
             finish(outcome(k, test_losses[j], test_counts[j]), configs[k])
 
-
-def _stopped(status: list[str]) -> set[int]:
-    return {k for k, s in enumerate(status) if s != Status.COMPLETED}

@@ -24,6 +24,7 @@ Normalization is one multiply-add on the way out, in the model's dtype and memor
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Iterator, Optional, Sequence
 
@@ -93,6 +94,15 @@ class SplitBatches:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def with_seed(self, seed: int) -> "SplitBatches":
+        """The same batcher with another seed (its own order and augmentation draws), sharing the split held
+        on the device: a pack's members of different seeds, without a copy of the data each."""
+        other = copy.copy(self)
+        other.seed = seed
+        if hasattr(other, "_spare"):
+            other._spare = None  # the epoch buffer between passes is one batcher's own
+        return other
 
     @property
     def num_samples(self) -> int:

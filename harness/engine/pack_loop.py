@@ -17,8 +17,6 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch.func import vmap
 
-from harness.engine.loop import COUNTS, LOSS, SAMPLES, STEPS  # noqa: F401 - the same sums layout per member
-
 PackCount = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # ([K, B, ...] outputs, [K, B] targets) -> [K, n]
 
 
@@ -80,7 +78,8 @@ def smallest_layer_norms(grads: dict[str, torch.Tensor]) -> Optional[torch.Tenso
 def train_pack_epoch(pack, batches: PackBatches, optimizer, loss_fn, accelerator, schedulers: Sequence = (),
                      grad_clip: Optional[torch.Tensor] = None, count: Optional[PackCount] = None, num_counts: int = 0):
     """One pass over the training batches for every active member. Returns a float64 device tensor
-    [K, 4 + num_counts]: per member [loss x n, grad norm, samples, steps, *counts] summed over the
+    [K, 4 + num_counts]: per member [loss x n, grad norm, samples, steps, *counts] (harness.engine.loop's
+    layout, LOSS ... COUNTS) summed over the
     steps, and each member's smallest per-layer gradient norm of the last step ([K] or None).
     `schedulers`: the active members' per-batch schedulers (OneCycle), stepped after each step; `grad_clip`:
     each active member's max gradient norm [K] (inf: no clipping), None when no member clips."""

@@ -14,7 +14,6 @@ the epochs part file. Not here: training, evaluation, what a task scores.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -27,15 +26,13 @@ from harness.files import write_text
 class TrialProgress:
     def __init__(self, cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, model, optimizer,
                  scheduler, step_on: str, num_classes: int, uniform_loss: float, metric: str = "val_acc",
-                 chance: Optional[float] = None, generator=None, save_every: float = 0.0):
+                 chance: Optional[float] = None, generator=None):
         self.cfg, self.trial_id, self.results_dir, self.accelerator = cfg, trial_id, results_dir, accelerator
         self.model, self.optimizer, self.scheduler, self.step_on = model, optimizer, scheduler, step_on
         self.num_classes, self.uniform_loss = num_classes, uniform_loss
         self.metric, self.chance = metric, chance  # the task's score and what a constant prediction scores on it
         self.generator = generator  # a pack member's own RNG (dropout), checkpointed in place of the global one
-        # seconds between checkpoints and epochs parts (0: every epoch); the last epoch is always saved. A pack
-        # member saves every few seconds: K members' files per epoch would cost more than the pack's training
-        self.save_every, self._saved_at, self._best_unsaved = save_every, time.monotonic(), False
+        self._best_unsaved = False  # best weights not yet in best.pt (written with the next checkpoint)
         self.ckpt = checkpoint_dir(results_dir, trial_id) if cfg.train.checkpoint else None
         self.best = {"value": math.nan, "epoch": None, "state": None}  # the monitored value, its epoch, weights
         self.history, self.start_epoch = [], 1
@@ -58,7 +55,8 @@ class TrialProgress:
 
     def record(self, row: dict, save_now: Optional[bool] = None) -> monitor.Verdict:
         """Close the epoch whose row this is; the verdict says whether to stop. `save_now`: whether to write the
-        checkpoint and epochs part now (None: every `save_every` seconds); the last epoch is always saved."""
+        checkpoint and epochs part now (None: every epoch; a pack decides once per epoch for its members, every
+        few seconds); the last epoch is always saved."""
         es, main = self.cfg.early_stopping, self.accelerator.is_main_process
         row.update(monitor.generalization_gap(row))
         self.history.append(row)
@@ -74,9 +72,7 @@ class TrialProgress:
         elif self.step_on == "plateau" and math.isfinite(row["val_loss"]):
             self.scheduler.step(row["val_loss"])
         last = verdict.stop or row["epoch"] >= self.cfg.train.epochs
-        due = save_now if save_now is not None else time.monotonic() - self._saved_at >= self.save_every
-        if main and (last or due):
-            self._saved_at = time.monotonic()
+        if main and (last or save_now is not False):
             if self.ckpt is not None:
                 if self._best_unsaved:  # best.pt and last.pt are written together: a resume finds them in step
                     save(best["state"], self.ckpt / "best.pt")

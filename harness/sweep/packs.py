@@ -59,11 +59,11 @@ def why_not_packed(cfg, no_pack: bool = False) -> Optional[str]:
     return None
 
 
-def plan_packs(trials: Sequence[Trial], slots: int = 1, cap: Optional[int] = None,
-               member_cap: Optional[Callable[[Trial], int]] = None, no_pack: bool = False) -> list[list[Trial]]:
+def plan_packs(trials: Sequence[Trial], slots: int = 1, member_cap: Optional[Callable[[Trial], int]] = None,
+               no_pack: bool = False) -> list[list[Trial]]:
     """The sweep's units of work, in grid order: packs of trials with equal `pack_key`, each at most
-    `cap` members (resources.pack when an integer; else `member_cap(trial)`, what the device's memory
-    holds, and AUTO_CAP), split further so that there are at least `slots` units (every CPU or GPU
+    resources.pack members when that is an integer, else `member_cap(trial)` (what the device's memory
+    holds) and AUTO_CAP, split further so that there are at least `slots` units (every CPU or GPU
     share busy) as long as trials allow. Trials that cannot be packed are units of one. Members are
     ordered by optimizer within a pack (each optimizer's rule then updates one contiguous slice)."""
     groups: dict[str, list[Trial]] = {}

@@ -23,9 +23,8 @@ class Progress:
         self._stream = stream  # None: sys.stdout at the time of writing (Tune pickles this object)
         self.started = time.time()
         self.running: set[str] = set()
-        self.peak_running = 0  # most trials running at once
         self.units: set[str] = set()  # Tune trials (packs or trials alone) running now
-        self.peak_units = 0
+        self.peak_units = 0  # most Tune trials running at once
         self.done: dict[str, str] = {}  # trial_id -> status
         self.best: tuple[float, str] = (-math.inf, "")
         self.live = self.stream.isatty()
@@ -40,7 +39,6 @@ class Progress:
 
     def start(self, trial_id: str) -> None:
         self.running.add(trial_id)
-        self.peak_running = max(self.peak_running, len(self.running))
         self.draw()
 
     def result(self, unit: str, result: dict) -> None:

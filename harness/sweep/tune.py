@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -75,11 +76,13 @@ def run_pack_with_retries(unit: list[Trial], results_dir: str, max_retries: int,
     return [outcomes[t.trial_id] for t in unit if t.trial_id in outcomes]
 
 
-def pack_report(closed: list) -> dict:
-    """What one pack epoch tells Tune: the epoch, the best member's metrics (a scheduler ranks the pack
-    by them), and each member's (metric, status) for the progress line."""
+def pack_report(closed: list, metric: str) -> dict:
+    """What one pack epoch tells Tune: the epoch, the metrics of the member best on the sweep's `metric` (a
+    scheduler ranks the pack by them), and each member's (metrics, status) for the progress line."""
     rows = [row for _, row, _ in closed]
-    best = max(rows, key=lambda r: r.get("val_acc", r.get("val_iou", 0.0)))
+    pick = min if direction(metric) == "min" else max
+    best = pick(rows, key=lambda r: r[metric] if math.isfinite(r.get(metric, math.nan)) else
+                (math.inf if pick is min else -math.inf))
     members = {tid: {"status": str(v.status) if v.stop else "", **tune_metrics(row)} for tid, row, v in closed}
     return {**tune_metrics(best), MEMBERS: json.dumps(members)}
 
@@ -95,7 +98,7 @@ def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, 
         trial = unit[0]
         if len(unit) > 1:
             run_pack_with_retries(unit, results_dir, trial.config.resources.max_retries,
-                                  on_pack_epoch=lambda closed: tune.report(pack_report(closed)))
+                                  on_pack_epoch=lambda closed: tune.report(pack_report(closed, sweep_metric(trial.config))))
         elif workers <= 1:
             run_with_retries(trial, results_dir, trial.config.resources.max_retries,
                              on_epoch=lambda row, _: tune.report(tune_metrics(row)))
@@ -155,16 +158,17 @@ def _make_callback(progress: Progress, results_dir: Path, units: dict):
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             # a trial that ended by itself wrote its row; one a scheduler stopped has none yet (finalize)
-            progress.unit_ended(trial.config["trial_id"])
-            for t in units[trial.config["trial_id"]]:
-                if t.trial_id not in progress.done:
-                    progress.finish(t.trial_id, recorded_status(results_dir, t.trial_id) or Status.EARLY_STOPPED)
+            ended(trial.config["trial_id"], Status.EARLY_STOPPED)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            progress.unit_ended(trial.config["trial_id"])
-            for t in units[trial.config["trial_id"]]:
-                if t.trial_id not in progress.done:
-                    progress.finish(t.trial_id, recorded_status(results_dir, t.trial_id) or Status.FAILED)
+            ended(trial.config["trial_id"], Status.FAILED)
+
+    def ended(unit: str, without_row: str) -> None:
+        """A Tune trial ended: each of its trials not yet counted finishes with its row's status."""
+        progress.unit_ended(unit)
+        for t in units[unit]:
+            if t.trial_id not in progress.done:
+                progress.finish(t.trial_id, recorded_status(results_dir, t.trial_id) or without_row)
 
     return ProgressCallback()
 

@@ -17,10 +17,17 @@ from harness.models.transfer import apply_transfer
 
 
 def confusion_counts(output: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """One batch's confusion matrix, flattened (true x classes + predicted), int64 on the device.
-    index_add_ rather than bincount, which syncs with the host on CUDA."""
-    cells = torch.add(output.argmax(1), target, alpha=num_classes)
-    return target.new_zeros(num_classes * num_classes).index_add_(0, cells, target.new_ones(()).expand_as(cells))
+    """One batch's confusion matrix, flattened (true x classes + predicted), int64 on the device: outputs
+    [B, classes] and targets [B] -> [classes^2], or a pack's [K, B, classes] and [K, B] -> [K, classes^2]
+    (each member's cells offset into its own matrix). index_add_ rather than bincount, which syncs with
+    the host on CUDA."""
+    cells = torch.add(output.argmax(-1), target, alpha=num_classes)
+    size = num_classes * num_classes
+    if target.dim() == 1:
+        return target.new_zeros(size).index_add_(0, cells, target.new_ones(()).expand_as(cells))
+    k = target.shape[0]
+    cells = (cells + torch.arange(k, device=target.device).view(k, 1) * size).flatten()
+    return target.new_zeros(k * size).index_add_(0, cells, target.new_ones(()).expand_as(cells)).view(k, size)
 
 
 class Classification:
@@ -60,11 +67,7 @@ class Classification:
 
     def pack_counts(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`counts` of K members at once: outputs [K, B, classes], targets [K, B] -> [K, classes^2]."""
-        c, k = self.num_classes, output.shape[0]
-        member = torch.arange(k, device=target.device).view(k, 1) * (c * c)
-        cells = (output.argmax(-1) + target * c + member).flatten()
-        flat = target.new_zeros(k * c * c).index_add_(0, cells, target.new_ones(()).expand_as(cells))
-        return flat.view(k, c * c)
+        return confusion_counts(output, target, self.num_classes)
 
     def scores(self, counts: torch.Tensor) -> dict[str, float]:
         c = self.num_classes
