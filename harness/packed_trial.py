@@ -54,7 +54,7 @@ def run_pack(trials: Sequence[Trial], results_dir: Optional[str | Path] = None, 
     accelerator = accelerator or make_accelerator(trials[0].config.train.precision)
     results_dir = None if results_dir is None else Path(results_dir)
     t_start = time.perf_counter()
-    bases = [{**trial_base(t.config, t.trial_id, t.point, accelerator, attempt), "pack_id": pack_id,
+    bases = [{**trial_base(t.config, t.trial_id, t.point, accelerator, attempt, results_dir), "pack_id": pack_id,
               "pack_size": len(trials)} for t in trials]
     if results_dir is not None:
         store.forget_trials(results_dir, [t.trial_id for t in trials], keep_parts=True)

@@ -39,6 +39,7 @@ from harness.models import count_params
 from harness.optimizers import create_optimizer
 from harness.perf import device_name
 from harness.preflight import check_trials
+from harness.provenance import provenance, results_sweep_hash
 from harness.registry import did_you_mean
 from harness.schedulers import create_scheduler
 from harness.tasks import Task, create_task
@@ -73,7 +74,7 @@ def run_trial(config: RunConfig, trial_id: str = "trial", results_dir: Optional[
     accelerator = accelerator or make_accelerator(config.train.precision)
     results_dir = None if results_dir is None else Path(results_dir)
     t_start = time.perf_counter()
-    base = trial_base(config, trial_id, point, accelerator, attempt)
+    base = trial_base(config, trial_id, point, accelerator, attempt, results_dir)
     if results_dir is not None and accelerator.is_main_process:
         # a trial run again: its earlier rows in compacted files go now, its new parts replace the rest
         store.forget_trials(results_dir, [trial_id], keep_parts=True)
@@ -87,14 +88,17 @@ def run_trial(config: RunConfig, trial_id: str = "trial", results_dir: Optional[
     return outcome
 
 
-def trial_base(config: RunConfig, trial_id: str, point: Optional[dict], accelerator, attempt: int = 1) -> dict:
-    """The trials row's columns known before training: identity, config, device, versions."""
+def trial_base(config: RunConfig, trial_id: str, point: Optional[dict], accelerator, attempt: int = 1,
+               results_dir: Optional[Path] = None) -> dict:
+    """The trials row's columns known before training: identity, config, device, and provenance (code
+    version, library versions, host: harness.provenance; `sweep_hash`: of results_dir/sweep.yaml, if any)."""
     return {
         "trial_id": trial_id, "sweep": config.name, "point": json.dumps(point or {}, sort_keys=True),
         "device": device_name(accelerator.device), "precision": precision_run(accelerator),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "attempt": attempt,
-        "world_size": accelerator.num_processes, "torch_version": torch.__version__,
-        "config": config.model_dump_json(), "started_at": now(), **config.flat(),
+        "world_size": accelerator.num_processes, **provenance(), "torch_version": torch.__version__,
+        "sweep_hash": results_sweep_hash(results_dir), "config": config.model_dump_json(), "started_at": now(),
+        **config.flat(),
     }
 
 

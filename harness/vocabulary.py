@@ -3,6 +3,7 @@ numbers and durations are written for people. Nothing here imports from the rest
 
     Status.COMPLETED == "completed"          # a str enum: compares equal to the strings in Parquet
     direction("val_loss") == "min"; direction("val_iou") == "max"
+    metric_range("test_acc") == (0.0, 1.0)
     format_seconds(3725) == "1h02m"
 """
 
@@ -40,6 +41,21 @@ def direction(metric: str) -> Literal["min", "max"]:
     name = metric.rsplit(".", 1)[-1]
     lower = name.endswith(LOWER_IS_BETTER) or name.startswith("time_to")
     return "min" if lower else "max"
+
+
+SHARES = ("acc", "f1", "iou", "dice", "share")  # metric name endings that are fractions in [0, 1]
+NON_NEGATIVE = ("loss", "seconds", "time", "memory_mb", "per_sec", "params")
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a metric can take: [0, 1] for accuracies, F1, IoU, Dice and shares; [0, inf) for
+    losses, times, memory and rates; anything otherwise. Intervals are clipped to it."""
+    name = metric.rsplit(".", 1)[-1]
+    if name.endswith(SHARES):
+        return 0.0, 1.0
+    if name.endswith(NON_NEGATIVE) or name.startswith("time_to"):
+        return 0.0, math.inf
+    return -math.inf, math.inf
 
 
 def lower_is_better(metric: str) -> bool:

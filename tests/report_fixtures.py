@@ -183,6 +183,54 @@ def build_fake_sweep(results_dir: str | Path, *, seeds=SEEDS, configs=None, grid
     return results_dir
 
 
+def write_standins(results_dir: str | Path, means: dict, seeds: int, sd: float = 0.01, rng_seed: int = 0,
+                   sweep: str = "standin", test_size: int = 10_000) -> Path:
+    """Stand-in trials rows (real Parquet through harness.store) for statistics tests: `means` maps a grid
+    point (a tuple of (dotted key, value) pairs) to the mean best_val_acc of its seeds. Point p's seed s
+    scores means[p] + shared_s + own_{p,s}, each with half the variance sd^2 (seeds correlate 0.5 across
+    configurations, as one seed's data order and init help or hurt every configuration a little).
+    test_acc is 0.005 lower; the classes table gives `test_size` test examples per trial."""
+    import numpy as np
+
+    results_dir = Path(results_dir)
+    rng = np.random.default_rng(rng_seed)
+    shared = rng.normal(0, sd / np.sqrt(2), seeds)
+    for items, mean in means.items():
+        point = dict(items)
+        own = rng.normal(0, sd / np.sqrt(2), seeds)
+        for seed in range(seeds):
+            acc = float(np.clip(mean + shared[seed] + own[seed], 0, 1))
+            raw = {"name": sweep, "dataset": {"name": "synthetic", "shape": [3, 32, 32], "num_classes": 10},
+                   "model": {"arch": "mlp"}, "seed": seed}
+            for key, value in point.items():
+                section, _, name = key.partition(".")
+                raw.setdefault(section, {})[name] = value
+            cfg = RunConfig.model_validate(raw)
+            tid = trial_id(point, seed)
+            row = {"trial_id": tid, "sweep": sweep, "status": "completed", "point": {**point, "seed": seed},
+                   "best_val_acc": acc, "test_acc": acc - 0.005, "epochs_run": 10,
+                   "config": cfg.model_dump(mode="json"), **cfg.flat()}
+            classes = [{"trial_id": tid, "class_index": k, "class_name": str(k), "precision": acc, "recall": acc,
+                        "f1": acc, "support": test_size // 10} for k in range(10)]
+            write_trial(results_dir, tid, row, [], classes, [])
+    return results_dir
+
+
+def hand_results(tmp_path, rows, axes, metric="best_val_acc"):
+    """Results (in memory, no files) from (point, seed, score[, status]) rows."""
+    from harness.report.results import Results
+
+    records = []
+    for row in rows:
+        point, seed, score = row[:3]
+        status = row[3] if len(row) > 3 else "completed"
+        records.append({"trial_id": f"t{len(records)}", "sweep": "hand",
+                        "config_key": json.dumps(point, sort_keys=True),
+                        "label": " ".join(f"{k}={v}" for k, v in point.items()), "seed": seed, "status": status,
+                        **point, metric: score})
+    return Results(tmp_path, pd.DataFrame(records), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), axes=axes)
+
+
 # Module-scoped fixtures of the fake sweep, for the report tests that import them
 
 

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 # Layer of each top-level part of harness/ (lower numbers are lower layers). A module may import
 # from its own layer and the layers below.
 LAYERS = {
-    "vocabulary": 0, "files": 0, "registry": 0,
+    "vocabulary": 0, "files": 0, "registry": 0, "provenance": 0,
     "config": 1,
     "data": 2, "models": 2, "losses": 2, "optimizers": 2, "schedulers": 2, "metrics": 2, "perf": 2,
     "preflight": 3, "monitor": 3, "step": 3, "engine": 3, "tasks": 3, "segmentation": 3, "store": 3,

@@ -17,6 +17,9 @@ from harness.trial import run_trial
 
 COMPARED = ("train_loss", "train_acc", "val_loss", "val_acc")
 
+# the quickstart repeats each configuration on two data splits; these tests need one (a pack shares one split)
+ONE_SPLIT = ["dataset.split_seed=43"]
+
 
 def assert_same_as_alone(trials, tolerance=1e-4, acc_samples=0):
     """Every member's per-epoch losses within `tolerance` of its solo run, accuracies within `acc_samples`
@@ -44,7 +47,7 @@ def assert_same_as_alone(trials, tolerance=1e-4, acc_samples=0):
 def test_mlp_members_match_their_solo_runs_sgd_and_adam_in_one_pack(extra):
     # the quickstart's relu slice: SGD and Adam members, two lrs, three seeds, cosine schedule, early stopping;
     # with `standard` augmentation each seed crops and flips its own way, with dropout draws its own masks
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu", *extra])
+    sweep = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=3", "model.activation=relu", *extra])
     assert {t.config.optimizer.name for t in sweep.trials} == {"sgd", "adam"}
     assert_same_as_alone(sweep.trials)
 
@@ -85,7 +88,7 @@ def test_stacked_rules_follow_torch_optimizers_step_by_step():
     solo = [create_model("mlp", (1, 4, 4), 3, widths=[8]) for _ in range(4)]
     for s, m in zip(solo, models):
         s.load_state_dict(m.state_dict())
-    sweep = load_sweep("sweeps/quickstart.yaml")
+    sweep = load_sweep("sweeps/quickstart.yaml", ONE_SPLIT)
     base = sweep.trials[0].config.optimizer
     configs = [base.model_copy(update=u) for u in (
         {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3},
@@ -113,7 +116,7 @@ def test_stacked_rules_follow_torch_optimizers_step_by_step():
 
 
 def test_a_nan_in_one_member_never_touches_another():
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=2", "model.activation=relu", "optimizer.name=sgd"])
+    sweep = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=2", "model.activation=relu", "optimizer.name=sgd"])
     trials = sweep.trials[:3]
     # a learning rate that overflows at once: that member diverges, the others are exactly as alone
     from harness.config.grid import Trial
@@ -145,7 +148,7 @@ def test_a_stopped_member_is_shed_and_frozen():
 def test_members_write_their_own_rows(tmp_path):
     from harness import store
 
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=2", "model.activation=tanh", "optimizer.lr=0.1"])
+    sweep = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=2", "model.activation=tanh", "optimizer.lr=0.1"])
     run_pack(sweep.trials, tmp_path, "pack6:x")
     trials = store.read_table(tmp_path, "trials")
     epochs = store.read_table(tmp_path, "epochs")
@@ -160,7 +163,7 @@ def test_pack_resumes_from_member_checkpoints(tmp_path, monkeypatch):
     import harness.packed_trial
 
     monkeypatch.setattr(harness.packed_trial, "SAVE_EVERY", 0.0)  # a checkpoint every epoch
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu", "optimizer.lr=0.1"])
+    sweep = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=3", "model.activation=relu", "optimizer.lr=0.1"])
     trials = sweep.trials
     whole = run_pack(trials, None)
 
@@ -185,7 +188,7 @@ def test_pack_resumes_from_member_checkpoints(tmp_path, monkeypatch):
 
 
 def test_plan_packs_groups_by_computation_and_fills_slots():
-    sweep = load_sweep("sweeps/quickstart.yaml")
+    sweep = load_sweep("sweeps/quickstart.yaml", ONE_SPLIT)
     units = plan_packs(sweep.trials, slots=2)
     assert sorted(map(len, units)) == [12, 12]  # activation changes the computation: one pack each
     for unit in units:
@@ -194,27 +197,27 @@ def test_plan_packs_groups_by_computation_and_fills_slots():
         assert names == sorted(names)  # each optimizer's members contiguous
     assert sorted(map(len, plan_packs(sweep.trials, slots=4))) == [6, 6, 6, 6]
     assert all(len(u) == 1 for u in plan_packs(sweep.trials, no_pack=True))
-    capped = plan_packs(load_sweep("sweeps/quickstart.yaml", ["resources.pack=5"]).trials, slots=1)
+    capped = plan_packs(load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "resources.pack=5"]).trials, slots=1)
     assert max(map(len, capped)) <= 5 and sum(map(len, capped)) == 24
     assert sorted(t.trial_id for u in units for t in u) == sorted(t.trial_id for t in sweep.trials)
 
 
 def test_pack_key_and_reasons_not_to_pack():
-    a, b = load_sweep("sweeps/quickstart.yaml").trials[:2]
+    a, b = load_sweep("sweeps/quickstart.yaml", ONE_SPLIT).trials[:2]
     assert pack_key(a.config) == pack_key(b.config)
     assert why_not_packed(a.config) is None
     assert why_not_packed(a.config, no_pack=True) == "--no-pack"
-    off = load_sweep("sweeps/quickstart.yaml", ["resources.pack=off"]).trials[0].config
+    off = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "resources.pack=off"]).trials[0].config
     assert why_not_packed(off) == "resources.pack is off"
-    asha = load_sweep("sweeps/quickstart.yaml", ["tune.scheduler=asha"]).trials[0].config
+    asha = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "tune.scheduler=asha"]).trials[0].config
     assert "ASHA" in why_not_packed(asha)
 
 
 def test_members_of_optimizers_without_a_stacked_rule_step_torchs_own():
     # RMSprop and NAdam members: a real torch optimizer each, on the member's views into the stacks
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu", "optimizer.lr=0.001",
+    sweep = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=3", "model.activation=relu", "optimizer.lr=0.001",
                                                   "optimizer.name=rmsprop"])
-    nadam = load_sweep("sweeps/quickstart.yaml", ["train.epochs=3", "model.activation=relu", "optimizer.lr=0.001",
+    nadam = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=3", "model.activation=relu", "optimizer.lr=0.001",
                                                   "optimizer.name=nadam"])
     assert_same_as_alone(sweep.trials + nadam.trials[:1])
 
@@ -253,7 +256,7 @@ def test_cnn_forward_modes_match_each_member_alone(mode):
 def test_members_clip_their_own_gradients():
     from harness.config.grid import Trial
 
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=2", "model.activation=relu", "optimizer.name=sgd",
+    sweep = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=2", "model.activation=relu", "optimizer.name=sgd",
                                                   "optimizer.lr=0.1"])
     trials = []
     for t, clip in zip(sweep.trials, (None, 0.5, 2.0)):
@@ -266,7 +269,7 @@ def test_a_stopped_member_is_written_when_it_stops(tmp_path):
     from harness import store
 
     # early stopping with patience 1 (SGD at lr 0.1; Adam there is chaotic): two members stop at epochs 5 and 6
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=8", "model.activation=tanh", "optimizer.name=sgd",
+    sweep = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=8", "model.activation=tanh", "optimizer.name=sgd",
                                                   "optimizer.lr=0.1", "early_stopping.patience=1", "seeds=[0,1,2,3]"])
     written_during = {}
 
@@ -290,7 +293,7 @@ def test_members_resumed_at_different_epochs_join_the_pack_at_their_own(tmp_path
     import harness.packed_trial
 
     monkeypatch.setattr(harness.packed_trial, "SAVE_EVERY", 0.0)
-    sweep = load_sweep("sweeps/quickstart.yaml", ["train.epochs=4", "model.activation=relu", "optimizer.lr=0.1",
+    sweep = load_sweep("sweeps/quickstart.yaml", [*ONE_SPLIT, "train.epochs=4", "model.activation=relu", "optimizer.lr=0.1",
                                                   "early_stopping.enabled=false"])
     trials = sweep.trials[:4]
     whole = run_pack(trials, None)
@@ -320,7 +323,7 @@ def test_optimizer_state_moves_between_a_pack_and_a_trial_alone():
 
     from harness.optimizers import create_optimizer
 
-    base = load_sweep("sweeps/quickstart.yaml").trials[0].config.optimizer
+    base = load_sweep("sweeps/quickstart.yaml", ONE_SPLIT).trials[0].config.optimizer
     for name in ("sgd", "adam"):
         cfg = base.model_copy(update={"name": name, "lr": 0.01, "momentum": 0.9})
         torch.manual_seed(0)

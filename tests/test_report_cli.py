@@ -53,6 +53,28 @@ def test_empty_dir_and_bad_metric_exit_2(tmp_path, sweep, capsys):
     assert "best_val_accc" in err and "allowed: best_val_acc" in err
 
 
+def test_compare_pairs_and_budget_axis(tmp_path, sweep, capsys):
+    out = tmp_path / "pairs"
+    assert main([str(sweep), "--out", str(out), "--compare", "tanh 0.1 adam", "relu lr=0.01 optimizer.name=adam",
+                 "--compare", "gelu 0.1 sgd", "relu 0.1 sgd", "--budget-axis", "optimizer.name"]) == 0
+    pairs = pd.read_csv(out / "separation.csv")
+    assert list(pairs["a"]) == ["activation=relu lr=0.01 optimizer=adam", "activation=tanh lr=0.1 optimizer=adam",
+                                "activation=gelu lr=0.1 optimizer=sgd"]
+    assert list(pairs["asked"]) == [False, True, True]
+    assert (out / "budget_optimizer.name.csv").is_file() and not (out / "budget_optimizer.lr.csv").exists()
+    assert (out / "plots" / "budget_optimizer-name.png").is_file()
+    capsys.readouterr()
+    for argv, problem in [
+        (["--compare", "relu", "tanh"], "--compare 'relu' matches 4 configurations"),
+        (["--compare", "lion", "tanh 0.1 adam"], "--compare 'lion' matches no configuration"),
+        (["--compare", "a", "b", "c"], "--compare takes one results directory (once) or two configurations"),
+        (["--budget-axis", "seed"], "--budget-axis 'seed' is not a grid axis"),
+    ]:
+        assert main([str(sweep), "--out", str(tmp_path / "bad"), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and problem in err, err
+
+
 def test_exit_0_writes_every_file(tmp_path, sweep, capsys):
     other = build_fake_sweep(tmp_path / "other", configs=[("relu", "adam", 0.01)], shift=-0.05, sweep="other")
     out = tmp_path / "report"
@@ -98,14 +120,16 @@ def test_robust_to_thin_results(tmp_path, variant):
         assert (out / name).is_file(), name
     text = (out / "leaderboard.md").read_text()
     if variant == "single_seed":
-        assert "none (n=1)" in text
+        assert "| one seed |" in text and "needs at least 2 shared seeds" in text
     if variant == "no_grid":
         assert "| 1 | fake-activations | 0.9500 |" in text
     if variant == "all_failed":
         assert "No configuration has a value" in text
         assert (out / "diagnosis.md").read_text().count("| failed |") == 6
     if variant == "point_in_params":
-        assert "| 1= | activation=relu lr=0.01 optimizer=adam | 0.9450 |" in text
+        # two seeds each, every one 0.01 and 0.15 above the others on both: a winner by the paired test
+        assert "| 1 | activation=relu lr=0.01 optimizer=adam | 0.9450 |" in text
+        assert "**activation=relu lr=0.01 optimizer=adam** wins" in text
     if variant in ("no_classes", "all_failed"):
         assert not (out / "plots" / "confusion.png").exists()
 

@@ -40,9 +40,13 @@ def test_page_is_self_contained(report):
     pngs = sorted((report / "plots").glob("*.png"))
     assert len(pngs) >= 8
     assert page.count('src="data:image/png;base64,') == len(pngs)
-    for anchor in ("leaderboard", "marginals", "time-to-target", "curves", "best-trial", "diagnosis", "throughput",
-                   "compare"):
+    for anchor in ("leaderboard", "uncertainty", "budget", "workloads", "marginals", "time-to-target", "curves",
+                   "best-trial", "diagnosis", "throughput", "compare", "provenance"):
         assert f'<section id="{anchor}">' in page
+    # every statistic says which method made it
+    for method in ("Student&#x27;s t interval", "Holm", "probability of improvement", "80% power",
+                   "binomial", "Dodge et al. 2019", "IQM and performance profiles"):
+        assert method in page, method
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it with .ci/install-chromium.sh)")

@@ -11,7 +11,7 @@ except ImportError:  # tests/ as a package
 
 from harness.report import plots
 from harness.report.compare import compare
-from harness.report.leaderboard import best_trial
+from harness.report.leaderboard import best_trial, replicate_values
 from harness.report.marginals import grid2d, marginal
 from harness.report.throughput import throughput
 
@@ -54,8 +54,10 @@ def test_throughput(results, tmp_path):
     check_png(plots.plot_throughput(throughput(results), tmp_path / "t.png"))
 
 
-def test_compare(board, tmp_path):
-    check_png(plots.plot_compare(compare(board, board), "a", "b", tmp_path / "cmp.png", metric="best_val_acc"))
+def test_compare(results, board, tmp_path):
+    values = replicate_values(results, "best_val_acc")
+    check_png(plots.plot_compare(compare(board, board, values, values), "a", "b", tmp_path / "cmp.png",
+                                 metric="best_val_acc"))
 
 
 def test_nothing_to_draw_returns_none(results, tmp_path):

@@ -1,6 +1,7 @@
 """`write_report`: one results directory -> report/ with Markdown and CSV tables, PNG figures and index.html.
 
-    report/leaderboard.md    ranking with CIs and ties, per-axis marginals, time to target
+    report/leaderboard.md    provenance, ranking with intervals and tests, seeds needed, sources of
+                             variance, budget curves, workloads (IQM, profiles), marginals, time to target
     report/diagnosis.md      overfitting trials, generalization gap, diverged/stalled/failed trials
     report/throughput.md     images/s, step time, memory, FLOPs, % of peak
     report/compare.md        (with compare=OTHER_DIR) both leaderboards side by side
@@ -23,17 +24,37 @@ import pandas as pd
 
 from harness import files
 from harness.report import plots
+from harness.report.budget import budget_axes, budget_curves, budget_table
 from harness.report.compare import compare as compare_boards
 from harness.report.compare import compare_table
 from harness.report.diagnosis import diagnosis_tables
 from harness.report.html import Figure, Section, write_page
-from harness.report.leaderboard import best_trial, check_metric, leaderboard, leaderboard_table
+from harness.report.leaderboard import (
+    best_trial,
+    check_metric,
+    find_configuration,
+    leaderboard,
+    leaderboard_table,
+    replicate_values,
+    separations,
+    separations_table,
+    verdict,
+)
 from harness.report.marginals import grid2d, heatmap_pairs, marginal, marginal_tables, marginals
-from harness.report.results import Results, load_results
+from harness.report.provenance import provenance_line, provenance_table, provenance_warnings
+from harness.report.results import ReportError, Results, load_results
 from harness.report.snapshots import default_metric, is_segmentation, snapshot_figures
 from harness.report.tables import Table, fmt, fmt_interval, markdown, write_csv
 from harness.report.targets import time_to_target, time_to_target_table
 from harness.report.throughput import throughput, throughput_table
+from harness.report.variance import (
+    sampling_error,
+    sampling_error_table,
+    variance_note,
+    variance_sources,
+    variance_table,
+)
+from harness.report.workloads import iqm_table, performance_profile, workloads_note
 from harness.vocabulary import Status, direction
 
 TOP = 3  # configurations whose curves are drawn
@@ -76,11 +97,21 @@ def _leader_line(board: pd.DataFrame, metric: str) -> str:
     if board.empty or board["n"].iloc[0] == 0:
         return f"No configuration has a value for `{metric}` (see the diagnosis)."
     top = board.iloc[0]
-    tied = int(board["tied_with_top"].sum()) - 1
-    ties = f"; statistically tied with {tied} other(s)" if tied > 0 else ""
-    spread = (f"95% CI {fmt_interval(top['ci_low'], top['ci_high'], top['n'])}, n={top['n']}" if top["n"] > 1
-              else "one seed, no interval")
-    return f"Best: **{top['label']}** with {metric} {fmt(top['mean'])} ({spread}){ties}."
+    if top["interval"] == "t":
+        spread = f"95% t interval {fmt_interval(top['ci_low'], top['ci_high'])}, n={top['n']}"
+    elif top["n"] > 1:
+        spread = f"n={top['n']}: too few seeds for an interval, range {fmt(top['min'])}–{fmt(top['max'])}"
+    else:
+        spread = "one seed, no interval"
+    return f"Best mean: **{top['label']}** with {metric} {fmt(top['mean'])} ({spread}). {verdict(board, metric)}"
+
+
+def _needs_line(pairs: pd.DataFrame) -> str:
+    """'To separate the top two: needs about 9 seeds.' from the first separation row."""
+    if pairs.empty:
+        return ""
+    first = pairs.iloc[0]
+    return f"Top two ({first['a']} vs {first['b']}): {first['verdict']} (80% power, paired t-test)."
 
 
 def _names(a: Results, b: Results) -> tuple[str, str]:
@@ -91,9 +122,12 @@ def _names(a: Results, b: Results) -> tuple[str, str]:
 
 
 def write_report(results_dir: str | Path, metric: str | None = None, target: float = 0.9,
-                 compare: str | Path | None = None, out: str | Path | None = None, top: int = TOP) -> Path:
+                 compare: str | Path | None = None, out: str | Path | None = None, top: int = TOP,
+                 pairs: list[tuple[str, str]] = (), budget_axis: str | None = None) -> Path:
     """Write the report of `results_dir` (into `out`, default results_dir/report) and return that folder.
-    `metric` None: best_val_iou for a segmentation sweep, else best_val_acc.
+    `metric` None: best_val_iou for a segmentation sweep, else best_val_acc. `pairs`: configurations (labels
+    or key=value words) whose seeds needed are reported beside the top two's. `budget_axis`: the axis of
+    the expected-best-vs-budget curves (default: up to three varying axes).
 
     Raises ReportError (a one-line message) for a missing directory, no trial rows or an unknown metric.
     """
@@ -101,6 +135,10 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     segmentation = is_segmentation(results)
     metric = metric or default_metric(results)
     check_metric(results, metric)
+    asked = [(find_configuration(results, a), find_configuration(results, b)) for a, b in pairs]
+    if budget_axis is not None and budget_axis not in results.axes:
+        raise ReportError(f"--budget-axis '{budget_axis}' is not a grid axis of {results.path}; "
+                          f"axes: {', '.join(results.axes) or '(none)'}")
     other = load_results(compare) if compare is not None else None
     if other is not None:
         check_metric(other, metric)
@@ -119,12 +157,30 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     diagnosis = diagnosis_tables(results)
     speed = throughput(results)
     speed_table = throughput_table(speed)
+    pair_frame = separations(results, board, metric, asked)
+    uncertainty = [separations_table(pair_frame, metric)]
+    errors = sampling_error(results, board)
+    if not errors.empty:
+        uncertainty.append(sampling_error_table(errors))
+    split_frames = {m: variance_sources(results, m, board) for m in dict.fromkeys([metric, "test_acc"])}
+    sources = [variance_table(frame, m) for m, frame in split_frames.items() if not frame.empty]
+    uncertainty += sources
+    axes = [budget_axis] if budget_axis else budget_axes(results)
+    budgets = [(axis, budget_curves(results, metric, axis)) for axis in axes]
+    budget_tables = [budget_table(curve, metric, axis) for axis, curve in budgets]
+    iqm = iqm_table(results, metric)
+    origin = provenance_table(results)
+    warnings_ = provenance_warnings(results)
 
     # Figures
     ranked = board[board["n"] > 0]
     tied = list(ranked["tied_with_top"])
-    bars = figures.draw("leaderboard", f"{metric} per configuration, mean with 95% CI (red: tied with the best)",
-                        plots.plot_intervals, ranked, title=f"Leaderboard: {metric}", xlabel=metric, highlight=tied)
+    shown_range = ranked["interval"] == "range"  # two seeds: whiskers show their range, not an interval
+    whiskers = ranked.assign(ci_low=ranked["ci_low"].where(~shown_range, ranked["min"]),
+                             ci_high=ranked["ci_high"].where(~shown_range, ranked["max"]))
+    bars = figures.draw("leaderboard", f"{metric} per configuration: mean with its 95% t interval (the seeds' range "
+                        "with two seeds; red: tied with the leader by the Holm-corrected paired test)",
+                        plots.plot_intervals, whiskers, title=f"Leaderboard: {metric}", xlabel=metric, highlight=tied)
     marginal_figs = []
     for rows, cols in heatmap_pairs(results):
         grid = grid2d(results, metric, rows, cols).rename_axis(index=rows, columns=cols)
@@ -156,22 +212,39 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
                                   plots.plot_class_f1, classes, title=f"Per-class F1: {tid}")
     speed_figs = figures.draw("throughput", "training images/s per arch x precision x batch size",
                               plots.plot_throughput, speed)
+    budget_figs = []
+    for axis, curve in budgets:
+        budget_figs += figures.draw(f"budget_{axis}".replace(".", "-"),
+                                    f"expected best {metric} of n trials, by {axis} (±1 std)",
+                                    plots.plot_budget, curve, axis, metric)
+    profile_figs = figures.draw("performance_profile", f"performance profile: share of runs with normalized "
+                                f"{metric} ≥ τ", plots.plot_performance_profile, performance_profile(results, metric),
+                                metric) if iqm is not None else []
 
     # Comparison
     comparison: list[Table] = []
     compare_figs: list[Figure] = []
     if other is not None:
         name_a, name_b = _names(results, other)
-        frame = compare_boards(board, leaderboard(other, metric))
+        frame = compare_boards(board, leaderboard(other, metric), replicate_values(results, metric),
+                               replicate_values(other, metric))
         comparison = [compare_table(frame, name_a, name_b, metric)]
         compare_figs = figures.draw("compare", f"{metric}: {name_a} vs {name_b}, mean with 95% CI",
                                     plots.plot_compare, frame, name_a, name_b, metric=metric)
 
     # Files
     status, leader = _status_line(results), _leader_line(board, metric)
-    intro = f"Sweep `{results.name}` ({results.path}). {status}.\n\n{leader}\n"
+    needs, origin_line = _needs_line(pair_frame), provenance_line(results)
+    warned = "".join(f"\n\n**Warning:** {w}" for w in warnings_)
+    intro = f"Sweep `{results.name}` ({results.path}). {status}. {origin_line}{warned}\n\n{leader} {needs}\n"
+    notes = [variance_note(results)] if not sources else []
+    if iqm is None:
+        notes.append(workloads_note(results))
+    leaderboard_md = markdown(f"Leaderboard: {metric}", [ranking, *uncertainty, *budget_tables,
+                                                           *([iqm] if iqm else []), *by_axis, timing, origin], intro)
+    leaderboard_md += "".join(f"\n{n}\n" for n in notes)
     documents = {
-        "leaderboard.md": markdown(f"Leaderboard: {metric}", [ranking, *by_axis, timing], intro),
+        "leaderboard.md": leaderboard_md,
         "diagnosis.md": markdown("Diagnosis", diagnosis, intro),
         "throughput.md": markdown("Throughput", [speed_table]),
     }
@@ -179,13 +252,19 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
         documents["compare.md"] = markdown(comparison[0].title, comparison)
     for name, text in documents.items():
         files.write_text(out / name, text)
-    csv_tables = [ranking, timing, *diagnosis, speed_table, *comparison]
+    csv_tables = [ranking, *uncertainty, *budget_tables, *([iqm] if iqm else []), origin, timing, *diagnosis,
+                  speed_table, *comparison]
     for table in csv_tables:
         write_csv(table, out)
     files.write_text(out / "marginals.csv", stacked.to_csv(index=False))
 
     sections = [
         Section("leaderboard", "Leaderboard", [ranking], bars),
+        Section("uncertainty", "Seeds needed and sources of variance", uncertainty, [],
+                " ".join(notes[:1]) if not sources else ""),
+        Section("budget", "Expected best vs budget", budget_tables, budget_figs),
+        Section("workloads", "Across workloads: IQM and performance profiles", [iqm] if iqm else [], profile_figs,
+                workloads_note(results), keep=True),
         Section("marginals", "Per-axis marginals", by_axis, marginal_figs),
         Section("time-to-target", "Time to target", [timing]),
         Section("curves", "Training curves", [], curves),
@@ -195,8 +274,10 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
         Section("diagnosis", "Diagnosis", diagnosis),
         Section("throughput", "Throughput", [speed_table], speed_figs),
         Section("compare", "Comparison", comparison, compare_figs),
+        Section("provenance", "Provenance", [origin], [], origin_line),
     ]
-    subtitle = [status, f"Metric `{metric}` ({'higher' if better else 'lower'} is better). {leader}"]
+    subtitle = [status, origin_line, *(f"Warning: {w}" for w in warnings_),
+                f"Metric `{metric}` ({'higher' if better else 'lower'} is better). {leader} {needs}"]
     if figures.failed:
         subtitle.append(f"Figures that could not be drawn: {', '.join(figures.failed)}.")
     write_page(out / "index.html", f"Report: {results.name}", subtitle, sections)

@@ -57,6 +57,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     intro: str = ""
+    keep: bool = False  # shown even without tables or figures (its intro says why they are absent)
 
 
 def inline_markdown(text: str) -> str:
@@ -90,7 +91,7 @@ def render_section(section: Section) -> str:
 
 
 def render_page(title: str, subtitle: list[str], sections: list[Section]) -> str:
-    sections = [s for s in sections if s.tables or s.figures]
+    sections = [s for s in sections if s.tables or s.figures or s.keep]
     nav = "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections)
     lines = "".join(f"<p>{inline_markdown(line)}</p>" for line in subtitle)
     body = "\n".join(render_section(s) for s in sections)

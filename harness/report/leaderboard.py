@@ -1,15 +1,18 @@
-"""The leaderboard: configurations ranked by a metric, seeds aggregated as mean, std, n and a 95% CI.
+"""The leaderboard: configurations ranked by a metric, replicates (seeds, and data splits when they vary)
+aggregated as mean, std, n and an interval that fits n; ties and winners decided by a paired test.
 
-Rules (also printed under the table):
+Rules (also printed under the table; harness.report.ranking holds them as code):
 - Failed and diverged trials are left out of the means (and counted in `excluded`); every other
   status (completed, early_stopped, stalled) counts.
 - Order: by mean, best first (harness.vocabulary.direction: higher is better unless the metric is a
   loss, an error or a time). The default metric is the task's: best_val_acc, best_val_iou.
-- Rank: the position in that order, except that the leader and every entry whose 95% interval
-  overlaps the leader's share rank "1=" (statistically tied with the best). An entry with one seed
-  has no interval; its mean stands in as a point. Entries with no usable value rank "–".
-- `p_vs_top`: a two-sided paired t-test of the entry against the leader over the seeds both have
-  (shown when they share at least two seeds); informative, it does not change the rank.
+- Interval: Student's t for 3 or more replicates, clipped to the metric's range; with 2 (or no
+  spread) no interval and the range instead; with 1 the value alone (harness.report.stats).
+- Rank "1=": the leader and every entry that a paired t-test over shared replicates, Holm-corrected
+  for the number of comparisons with the leader, cannot separate from it. `P(beats #1)`: the share of
+  shared replicates on which the entry beats the leader.
+- Seeds needed: for the top two (and any pair asked for), the replicates a paired t-test would need to
+  separate them at 80% power, if their observed difference and spread were the truth.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import numbers
 
 import pandas as pd
 
+from harness.report.ranking import Separation, is_winner, rank, ranks, separation
 from harness.report.results import EXCLUDED, ReportError, Results
-from harness.report.stats import Summary, paired_t, summarize
-from harness.report.tables import Table, fmt_int, fmt_interval, fmt_p, view
+from harness.report.stats import ALPHA, MAX_SEEDS, RANGE_METHOD, SINGLE_METHOD, T_METHOD
+from harness.report.tables import Table, fmt, fmt_int, fmt_interval, fmt_p, missing, view
 from harness.tasks import TASKS
-from harness.vocabulary import direction
+from harness.vocabulary import direction, metric_range
 
 # Metrics every trial row may carry (harness.store.TRIAL_COLUMNS); other numeric columns work too.
 METRICS = ["best_val_acc", "best_val_loss", "test_acc", "test_loss", "test_macro_f1", "test_micro_f1",
@@ -77,66 +81,75 @@ def check_metric(results: Results, metric: str) -> None:
     raise ReportError(f"{results.path}: metric '{metric}' is not a numeric trials column; allowed: {allowed}")
 
 
-def _seed_values(group: pd.DataFrame, metric: str) -> dict:
-    """{seed: value} of the counted trials with a value (keyed by trial_id when seeds are missing or repeat)."""
+def _replicate_values(group: pd.DataFrame, metric: str) -> dict:
+    """{replicate: value} of the counted trials with a value (keyed by trial_id when replicates are
+    missing or repeat)."""
     kept = group[~group["status"].isin(EXCLUDED)]
     values = pd.to_numeric(kept[metric], errors="coerce")
-    seeds = list(kept["seed"])
-    if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in seeds) or len(set(seeds)) < len(seeds):
-        seeds = list(kept["trial_id"])
-    return {s: v for s, v in zip(seeds, values) if not math.isnan(v)}
+    keys = list(kept["replicate"]) if "replicate" in kept else list(kept["seed"])
+    if any(k is None or (isinstance(k, float) and math.isnan(k)) for k in keys) or len(set(keys)) < len(keys):
+        keys = list(kept["trial_id"])
+    return {k: v for k, v in zip(keys, values) if not math.isnan(v)}
 
 
-def _order(s, label: str, sign: int) -> tuple:
-    """Best mean first; configurations without a usable value last; ties in mean by label."""
-    return (s.n == 0, -sign * s.mean if s.n else 0.0, label)
-
-
-def tie_ranks(ordered: list[Summary]) -> tuple[list[str], list[bool]]:
-    """Ranks of summaries sorted best first: position, or "1=" for the leader and every entry whose interval
-    overlaps the leader's; "–" without a value. Also whether each entry is tied with the leader."""
-    top = ordered[0] if ordered else None
-    tied = [i > 0 and s.n > 0 and top.n > 0 and s.overlaps(top) for i, s in enumerate(ordered)]
-    if tied:
-        tied[0] = any(tied)
-    ranks = ["–" if s.n == 0 else "1=" if tied[i] else str(i + 1) for i, s in enumerate(ordered)]
-    return ranks, tied
+def replicate_values(results: Results, metric: str) -> dict[str, dict]:
+    """{config_key: {replicate: value}} over the counted trials, in first-seen order."""
+    return {key: _replicate_values(group, metric) for key, group in results.trials.groupby("config_key", sort=False)}
 
 
 def leaderboard(results: Results, metric: str | None = None) -> pd.DataFrame:
-    """One row per configuration, best first: rank, label, mean, std, n, ci_low, ci_high, p_vs_top, ...
-    `metric` None: the task's (`default_metric`)."""
+    """One row per configuration, best first: rank, label, mean, std, n, ci_low, ci_high, interval,
+    min, max, p_vs_top, p_holm, p_beats_top, tied_with_top, excluded, ... `metric` None: the task's."""
     metric = metric or default_metric(results)
-    trials = results.trials
+    values = replicate_values(results, metric)
+    groups = {key: group for key, group in results.trials.groupby("config_key", sort=False)}
+    labels = {key: group["label"].iloc[0] for key, group in groups.items()}
+    entries = rank(values, higher_is_better(metric), metric_range(metric), labels=labels)
     rows = []
-    for key, group in trials.groupby("config_key", sort=False):
-        by_seed = _seed_values(group, metric)
-        s = summarize(by_seed.values())
+    for place, entry in zip(ranks(entries), entries):
+        group, s, versus = groups[entry.key], entry.summary, entry.versus_top
         first = group.iloc[0]
         rows.append({
-            "label": first["label"], "mean": s.mean, "std": s.std, "n": s.n, "ci_low": s.lo, "ci_high": s.hi,
+            "rank": place, "label": labels[entry.key], "mean": s.mean, "std": s.std, "n": s.n,
+            "ci_low": s.lo, "ci_high": s.hi, "interval": s.method, "min": s.min, "max": s.max,
+            "p_vs_top": versus.p if versus else math.nan, "p_holm": entry.p_holm,
+            "p_beats_top": versus.p_beats if versus else math.nan, "shared": versus.shared if versus else s.n,
+            "tied_with_top": entry.tied,
             "excluded": int(group["status"].isin(EXCLUDED).sum()), "trials": len(group),
-            "seeds": " ".join(str(k) for k in sorted(by_seed, key=str)),
+            "seeds": " ".join(str(k) for k in sorted(values[entry.key], key=str)),
             **{axis: first[axis] for axis in results.axes},
-            "config_key": key, "_summary": s, "_by_seed": by_seed,
+            "config_key": entry.key,
         })
     board = pd.DataFrame(rows)
-    sign = 1 if higher_is_better(metric) else -1
-    order = sorted(range(len(board)), key=lambda i: _order(board["_summary"][i], board["label"][i], sign))
-    board = board.iloc[order].reset_index(drop=True)
-
-    ranks, tied = tie_ranks(list(board["_summary"]))
-    board.insert(0, "rank", ranks)
-    board["tied_with_top"] = tied
-    top_seeds = board["_by_seed"][0]
-    p_values = []
-    for i, by_seed in enumerate(board["_by_seed"]):
-        shared = sorted(set(by_seed) & set(top_seeds), key=str)
-        test = paired_t([by_seed[k] for k in shared], [top_seeds[k] for k in shared]) if i > 0 else None
-        p_values.append(test.p if test else math.nan)
-    board["p_vs_top"] = p_values
+    board["winner"] = is_winner(entries)
     board["metric"] = metric
-    return board.drop(columns=["_summary", "_by_seed"])
+    return board
+
+
+def fmt_range_or_interval(row) -> str:
+    """The interval, or why there is none: 'range 0.84–0.87 (n=2)', 'one seed', '–'."""
+    if row["interval"] == T_METHOD:
+        return fmt_interval(row["ci_low"], row["ci_high"])
+    if row["interval"] == RANGE_METHOD:
+        return f"range {fmt(row['min'])}–{fmt(row['max'])}"
+    return "one seed" if row["interval"] == SINGLE_METHOD else "–"
+
+
+def fmt_beats(p: float) -> str:
+    return "–" if missing(p) else f"{p:.2f}"
+
+
+INTERVAL_NOTE = (
+    "Interval: 95% Student's t interval of the mean over replicates (mean ± t(0.975, n−1)·std/√n, std "
+    "ddof=1), clipped to the metric's range, from 3 replicates on; with 2, or no spread, no interval is "
+    "trustworthy and the range is shown instead."
+)
+TIES_NOTE = (
+    "Rank `1=`: the leader and every configuration that a two-sided paired t-test against it over shared "
+    "replicates, Holm-corrected for the number of comparisons, cannot separate (corrected p ≥ 0.05): "
+    "statistically tied. `p (Holm)`: that corrected p-value; `P(beats #1)`: the share of shared replicates "
+    "on which the configuration beats the leader (probability of improvement, Bouthillier et al. 2021)."
+)
 
 
 def leaderboard_table(board: pd.DataFrame, metric: str) -> Table:
@@ -144,19 +157,109 @@ def leaderboard_table(board: pd.DataFrame, metric: str) -> Table:
     shown = view(
         board,
         {"rank": "rank", "label": "configuration", "mean": f"mean {metric}", "std": "std", "n": "n",
-         "p_vs_top": "p vs #1 (paired)", "excluded": "excluded"},
-        {"n": fmt_int, "excluded": fmt_int, "p_vs_top": fmt_p},
+         "p_holm": "p (Holm) vs #1", "p_beats_top": "P(beats #1)", "excluded": "excluded"},
+        {"n": fmt_int, "excluded": fmt_int, "p_holm": fmt_p, "p_beats_top": fmt_beats},
     )
-    intervals = [fmt_interval(lo, hi, n) for lo, hi, n in zip(board["ci_low"], board["ci_high"], board["n"])]
-    shown.insert(5, "95% CI", intervals)
+    shown.insert(5, "95% interval", [fmt_range_or_interval(r) for _, r in board.iterrows()])
     note = (
-        f"{better.capitalize()} is better. Mean over seeds, std with ddof=1, 95% CI = mean ± t(0.975, n-1)·std/√n "
-        "(one seed: no interval). Rank `1=`: the leader and every entry whose interval overlaps the leader's "
-        "(a one-seed entry counts as a point) are statistically tied. `p vs #1`: two-sided paired t-test against "
-        "the leader over shared seeds (≥ 2), for information. `excluded`: failed or diverged trials, left out of "
-        "the mean (see diagnosis.md)."
+        f"{better.capitalize()} is better; mean over replicates (seeds, and data splits when the sweep varies "
+        f"`dataset.split_seed`). {INTERVAL_NOTE} {TIES_NOTE} `excluded`: failed or diverged trials, left out "
+        "of the mean (see diagnosis.md)."
     )
     return Table("leaderboard", f"Ranking by {metric}", board, shown, note)
+
+
+def verdict(board: pd.DataFrame, metric: str) -> str:
+    """One sentence on the leader: the winner, or what it cannot be separated from."""
+    if board.empty or board["n"].iloc[0] == 0:
+        return f"No configuration has a value for `{metric}`."
+    top = board.iloc[0]
+    if len(board) == 1:
+        return f"One configuration: **{top['label']}**."
+    if bool(top["winner"]):
+        return (f"**{top['label']}** wins: a paired t-test separates it from every other configuration "
+                "(Holm-corrected p < 0.05).")
+    tied = int(board["tied_with_top"].iloc[1:].sum())
+    untested = int(((board["shared"] < 2) & (board.index > 0) & (board["n"] > 0)).sum())
+    parts = []
+    if tied:
+        parts.append(f"cannot be separated from {tied} other configuration{'s' if tied > 1 else ''} "
+                     "(Holm-corrected paired t-test)")
+    if untested:
+        parts.append(f"{untested} share fewer than 2 seeds with it and were not tested")
+    return f"No winner: **{top['label']}** leads but " + "; ".join(parts) + "."
+
+
+def _word_matches(word: str, tokens: list[str]) -> bool:
+    """'lr=0.1', 'optimizer.lr=0.1' (the dotted key) or a bare value '0.1' against a label's key=value tokens."""
+    for token in tokens:
+        key, _, value = token.partition("=")
+        w_key, eq, w_value = word.partition("=")
+        if word == token or (not eq and word == value) or (eq and w_value == value and key in w_key.split(".")):
+            return True
+    return False
+
+
+def find_configuration(results: Results, text: str) -> str:
+    """The config_key a user names on the command line: its label ("activation=relu lr=0.1 optimizer=adam"),
+    or words that only it matches: key=value ("lr=0.1 optimizer=adam"), dotted keys ("optimizer.lr=0.1")
+    or bare values ("relu 0.1 sgd"). ReportError otherwise."""
+    labels = results.trials.drop_duplicates("config_key").set_index("config_key")["label"]
+    words = text.replace(",", " ").split()
+    exact = [k for k, label in labels.items() if label == text.strip()]
+    found = exact or [k for k, label in labels.items() if all(_word_matches(w, label.split()) for w in words)]
+    if len(found) == 1:
+        return found[0]
+    candidates = list(labels[found]) if found else list(labels)
+    shown = "; ".join(candidates[:8]) + (" ..." if len(candidates) > 8 else "")
+    problem = "matches no configuration" if not found else f"matches {len(found)} configurations"
+    raise ReportError(f"--compare '{text}' {problem}: {shown}")
+
+
+def needs_text(sep: Separation, alpha: float = ALPHA) -> str:
+    """'needs about 9 seeds', or why no number can be given."""
+    if sep.test is None:
+        return "needs at least 2 shared seeds to estimate"
+    n = sep.seeds_needed
+    if n is None:
+        return "no difference observed" if sep.test.mean_diff == 0 else f"more than {MAX_SEEDS} seeds"
+    now = " (separated now)" if sep.p < alpha else ""
+    return f"needs about {n} seeds{now}"
+
+
+def separations(results: Results, board: pd.DataFrame, metric: str,
+                pairs: list[tuple[str, str]] = ()) -> pd.DataFrame:
+    """The top two and each asked-for pair (config keys): shared replicates, mean difference a - b, its
+    spread, the paired test (uncorrected: one planned comparison), P(a beats b) and seeds needed."""
+    values = replicate_values(results, metric)
+    labels = dict(zip(board["config_key"], board["label"]))
+    ranked = [k for k, n in zip(board["config_key"], board["n"]) if n > 0]
+    wanted = ([tuple(ranked[:2])] if len(ranked) >= 2 else []) + [tuple(p) for p in pairs]
+    rows = []
+    for a, b in dict.fromkeys(wanted):
+        sep = separation(values[a], values[b], higher_is_better(metric))
+        rows.append({
+            "a": labels[a], "b": labels[b], "shared": sep.shared,
+            "mean_diff": sep.test.mean_diff if sep.test else math.nan,
+            "sd_diff": sep.test.sd_diff if sep.test else math.nan, "p": sep.p, "p_a_beats_b": sep.p_beats,
+            "seeds_needed": sep.seeds_needed, "verdict": needs_text(sep), "asked": (a, b) in pairs,
+        })
+    return pd.DataFrame(rows, columns=["a", "b", "shared", "mean_diff", "sd_diff", "p", "p_a_beats_b",
+                                       "seeds_needed", "verdict", "asked"])
+
+
+def separations_table(frame: pd.DataFrame, metric: str) -> Table:
+    shown = view(frame, {"a": "A", "b": "B", "shared": "shared seeds", "mean_diff": f"mean Δ {metric} (A − B)",
+                         "sd_diff": "std of Δ", "p": "p (paired)", "p_a_beats_b": "P(A beats B)",
+                         "verdict": "seeds to separate at 80% power"},
+                 {"shared": fmt_int, "p": fmt_p, "p_a_beats_b": fmt_beats})
+    note = (
+        "Seeds needed: the fewest shared seeds at which a two-sided paired t-test at 0.05 separates A from B "
+        "with 80% power (noncentral t, scipy.stats.nct), taking the observed mean difference and its spread "
+        "as the truth. The first row is the top two; a difference picked as the largest is optimistic, so "
+        "read the number as a lower bound. Pairs asked for with `--compare A B` follow."
+    )
+    return Table("separation", "Seeds needed to separate", frame, shown, note)
 
 
 def best_trial(results: Results, board: pd.DataFrame, metric: str) -> pd.Series | None:

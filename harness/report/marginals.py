@@ -18,7 +18,7 @@ from harness.config import format_value
 from harness.report.results import Results, varying_axes
 from harness.report.stats import summarize
 from harness.report.tables import Table, fmt, fmt_int, fmt_interval, view
-from harness.vocabulary import direction
+from harness.vocabulary import direction, metric_range
 
 # Pairs of axes whose interaction matters, most telling first (row axis, column axis).
 PREFERRED_PAIRS = [
@@ -43,7 +43,7 @@ def marginal(results: Results, metric: str, axis: str) -> pd.DataFrame:
     sign = 1 if direction(metric) == "max" else -1
     rows = []
     for value, group in counted.groupby(counted[axis].map(format_value), sort=False):
-        s = summarize(_values(group, metric))
+        s = summarize(_values(group, metric), metric_range(metric))
         config_means = _values(group, metric).groupby(group["config_key"]).mean().dropna()
         best = (config_means.max() if sign > 0 else config_means.min()) if len(config_means) else float("nan")
         rows.append({"axis": axis, "value": value, "mean": s.mean, "std": s.std, "n": s.n,

@@ -5,11 +5,13 @@ path, or returns None when there is nothing to draw (e.g. no epoch rows):
 
     plot_curves       train vs validation loss and accuracy of the top configurations, overfit epochs marked
     plot_heatmap      a metric over two grid axes, seed-mean values printed in the cells
-    plot_intervals    means with 95% CIs as dots and whiskers (leaderboard, architecture comparison)
+    plot_intervals    means with intervals as dots and whiskers (leaderboard, architecture comparison)
     plot_confusion    row-normalized confusion matrix of one trial
     plot_class_f1     per-class F1 of one trial, weakest class highlighted
     plot_throughput   images/s per arch x precision x batch size, TFLOP/s and % of peak annotated
     plot_compare      two result directories' means side by side
+    plot_budget       expected best score vs number of trials, one line per value of an axis
+    plot_performance_profile  share of runs above each normalized score, one step curve per method
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from matplotlib.figure import Figure
 
 from harness import files
 from harness.report.tables import fmt_si
+from harness.vocabulary import metric_range
 
 STYLE = {
     "figure.dpi": 110,
@@ -289,4 +292,64 @@ def plot_compare(frame: pd.DataFrame, name_a: str, name_b: str, path: Path, metr
         ax.set_title(f"{name_a} vs {name_b}")
         fig.legend(loc="outside lower center", ncols=2)
         ax.grid(axis="y", visible=False)
+        return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Budget curves and performance profiles (harness.report.budget, harness.report.workloads)
+
+
+def plot_budget(curves: pd.DataFrame, axis: str, metric: str, path: Path) -> Optional[Path]:
+    """Expected best `metric` vs number of trials n (log2 axis), one line per value of `axis` with a +-1 std
+    band (`curves`: value, n, expected, std, as harness.report.budget.budget_curves returns)."""
+    from matplotlib.ticker import FuncFormatter
+
+    if curves.empty:
+        return None
+    colors = matplotlib.colormaps["tab10"].colors
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(8, 4.8)
+        ax = fig.subplots()
+        for i, (value, part) in enumerate(curves.groupby("value", sort=False)):
+            n = part["n"].to_numpy(dtype=float)
+            mean = part["expected"].to_numpy(dtype=float)
+            std = part["std"].to_numpy(dtype=float)
+            color = colors[i % len(colors)]
+            ax.plot(n, mean, "-", color=color, marker="o" if curves["n"].max() <= 16 else None, markersize=3,
+                    label=_short(f"{value} ({len(n)} trials)", 40))
+            low, high = metric_range(metric)  # the band stays in the metric's range (an accuracy never passes 1)
+            ax.fill_between(n, np.clip(mean - std, low, high), np.clip(mean + std, low, high), color=color,
+                            alpha=0.15, linewidth=0)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xlabel("number of trials n (drawn with replacement)")
+        ax.set_ylabel(f"expected best {metric}")
+        ax.set_title(f"{metric}: expected best of n trials, by {axis}")
+        ax.legend(loc="best", title=axis, fontsize=8)
+        return _save(fig, path)
+
+
+def plot_performance_profile(profile: pd.DataFrame, metric: str, path: Path) -> Optional[Path]:
+    """Fraction of runs with normalized score >= tau, one step curve per method (`profile`: method, tau,
+    fraction, as harness.report.workloads.performance_profile returns); at most MAX_BARS methods."""
+    if profile.empty:
+        return None
+    methods = list(dict.fromkeys(profile["method"]))[:MAX_BARS]
+    colors = matplotlib.colormaps["tab20" if len(methods) > 10 else "tab10"].colors
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(8 + (2.5 if len(methods) > 6 else 0), 4.8)
+        ax = fig.subplots()
+        for i, method in enumerate(methods):
+            part = profile[profile["method"] == method].sort_values("tau")
+            ax.step(part["tau"].to_numpy(dtype=float), part["fraction"].to_numpy(dtype=float), where="post",
+                    color=colors[i % len(colors)], linewidth=1.6, label=_short(str(method), 48))
+        ax.axvline(1.0, color=MUTED, linestyle=":", linewidth=1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(f"normalized {metric} τ (1 = the workload's best method mean)")
+        ax.set_ylabel("fraction of runs ≥ τ")
+        ax.set_title(f"Performance profile: normalized {metric}")
+        if len(methods) > 6:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        else:
+            ax.legend(loc="lower left", fontsize=8)
         return _save(fig, path)

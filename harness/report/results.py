@@ -1,14 +1,18 @@
 """A results directory loaded for reporting: the four tables plus each trial's configuration identity.
 
-A *configuration* is a trial's grid point without its seed: the JSON object in `point` (as
-harness.trial writes it) or in `params` (as design.md names it; a number there is the model's
-parameter count and is ignored), "seed" dropped.
+A *configuration* is a trial's grid point without its replicate axes: the JSON object in `point`
+(as harness.trial writes it) or in `params` (as design.md names it; a number there is the model's
+parameter count and is ignored), with `seed` and `dataset.split_seed` dropped. Those two are the
+sources of variation a configuration is repeated over (init and data order; the data split), so
+a configuration's *replicates* are its (split seed, seed) pairs, and paired comparisons match them.
 `load_results` adds to the trials table:
 
-    config_key    canonical JSON of the grid point (what seeds of one configuration share)
+    config_key    canonical JSON of the grid point (what replicates of one configuration share)
     config        ... (left as stored: the full config JSON)
     label         readable name, e.g. "activation=relu lr=0.01 optimizer=sgd"
     seed          the seed (from params, or the `seed` column)
+    split_seed    the data split's seed (dataset.split_seed; NaN when unknown)
+    replicate     "seed=0", or "split=43 seed=0" when the sweep varies dataset.split_seed
     <axis>        one column per grid axis (dotted key, e.g. `optimizer.lr`), values from params
 
 A sweep without a grid has one configuration, labelled by the sweep's name. Tables are read only
@@ -76,16 +80,18 @@ def config_label(point: dict[str, Any], fallback: str) -> str:
 
 
 POINT_COLUMNS = ("point", "params")
+SPLIT_AXIS = "dataset.split_seed"  # a replicate axis, like the seed: not part of a configuration
 
 
-def _point(values: tuple) -> tuple[dict[str, Any], Any]:
-    """(grid point without seed, seed) from the first of a row's POINT_COLUMNS values holding a JSON object."""
+def _point(values: tuple) -> tuple[dict[str, Any], Any, Any]:
+    """(grid point without replicate axes, seed, split seed) from the first of a row's POINT_COLUMNS
+    values holding a JSON object."""
     for value in values:
         parsed = parse_json(value) if isinstance(value, (str, dict)) else None
         if isinstance(parsed, dict):
             point = dict(parsed)
-            return point, point.pop("seed", None)
-    return {}, None
+            return point, point.pop("seed", None), point.pop(SPLIT_AXIS, None)
+    return {}, None, None
 
 
 def load_results(results_dir: str | Path) -> Results:
@@ -104,18 +110,23 @@ def load_results(results_dir: str | Path) -> Results:
     columns = [trials[c] if c in trials else [None] * len(trials) for c in POINT_COLUMNS]
     points = [_point(values) for values in zip(*columns)]
     axes: list[str] = []
-    for point, _ in points:
+    for point, _, _ in points:
         axes += [k for k in point if k not in axes]
     sweeps = trials["sweep"].dropna() if "sweep" in trials else []
     fallback = str(sweeps.iloc[0]) if len(sweeps) else path.name  # the label of a sweep without a grid
-    trials["config_key"] = [json.dumps(p, sort_keys=True, default=str) for p, _ in points]
-    trials["label"] = [config_label(p, fallback) for p, _ in points]
-    seeds = [s for _, s in points]
+    trials["config_key"] = [json.dumps(p, sort_keys=True, default=str) for p, _, _ in points]
+    trials["label"] = [config_label(p, fallback) for p, _, _ in points]
+    seeds = [s for _, s, _ in points]
     if "seed" in trials:
         seeds = [s if s is not None else c for s, c in zip(seeds, trials["seed"])]
     trials["seed"] = seeds
+    splits = [s for _, _, s in points]
+    if SPLIT_AXIS in trials:
+        splits = [s if s is not None else c for s, c in zip(splits, trials[SPLIT_AXIS])]
+    trials["split_seed"] = splits
+    trials["replicate"] = replicates(trials["seed"], trials["split_seed"])
     for axis in axes:
-        trials[axis] = [p.get(axis) for p, _ in points]
+        trials[axis] = [p.get(axis) for p, _, _ in points]
 
     return Results(
         path=path,
@@ -125,6 +136,23 @@ def load_results(results_dir: str | Path) -> Results:
         confusion=read_table(path, "confusion"),
         axes=axes,
     )
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def replicates(seeds: pd.Series, splits: pd.Series) -> list[str | None]:
+    """Each trial's replicate name: "seed=0", or "split=43 seed=0" when the split seed varies;
+    None when the seed is unknown."""
+    vary = len({format_value(s) for s in splits if _known(s)}) > 1
+    out = []
+    for seed, split in zip(seeds, splits):
+        if not _known(seed):
+            out.append(None)
+        else:
+            out.append(f"split={format_value(split)} seed={format_value(seed)}" if vary else f"seed={format_value(seed)}")
+    return out
 
 
 def varying_axes(results: Results) -> list[str]:

@@ -41,6 +41,11 @@ TRIAL_SCHEMA = pa.schema([
     ("num_classes", INT), ("input_shape", STRING), ("split_hash", STRING),
     ("device", STRING), ("cuda_visible_devices", STRING), ("precision", STRING), ("world_size", INT),
     ("attempt", INT), ("torch_version", STRING),
+    # provenance (harness.provenance): the code version (git commit and dirty tree, or the installed version),
+    # the libraries, the host, and the sha256 (16 hex digits) of the results directory's sweep.yaml
+    ("code_commit", STRING), ("code_dirty", BOOL), ("harness_version", STRING), ("cuda_version", STRING),
+    ("cudnn_version", STRING), ("accelerate_version", STRING), ("ray_version", STRING), ("python_version", STRING),
+    ("host", STRING), ("sweep_hash", STRING),
     ("pack_id", STRING), ("pack_size", INT),  # the packed program the trial trained in (harness.pack); null: alone
     ("health", STRING),  # the flags raised (JSON list)
     ("error", STRING), ("error_detail", STRING),

@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from harness import store
+from harness import files, store
 from harness.config import ArgParser, ConfigError, Trial, load_sweep
 from harness.preflight import check_trials
+from harness.provenance import SWEEP_COPY
 from harness.resume import checkpoint_configs, plan_resume, stored_configs
 from harness.sweep.packs import member_cap_for, plan_packs, why_not_packed
 from harness.sweep.select import parse_shard, random_subset, shard, smoke_overrides, smoke_trials
@@ -49,6 +50,16 @@ def top_table(results_dir: Path, metric: str = "best_val_acc", most: int = 10) -
         test = f"{test:8.4f}" if test is not None and math.isfinite(test) else f"{'-':>8}"
         lines.append(f"{i:>4}  {getattr(r, metric):12.4f}  {test}  {r.status:<13}  {r.trial_id}")
     return "\n".join(lines)
+
+
+def save_sweep_file(sweep: str | Path, results_dir: Path) -> None:
+    """An exact copy of the sweep file into RESULTS_DIR/sweep.yaml (atomically), before trials run: each
+    trials row records its hash (`sweep_hash`, harness.provenance), and the file stays with its results.
+    (The copy is the file's bytes: --set and --smoke overrides are in each row's `config`, not in it.)"""
+    try:
+        files.write_bytes(results_dir / SWEEP_COPY, Path(sweep).read_bytes())
+    except OSError as err:
+        print(f"warning: could not copy {sweep} to {results_dir / SWEEP_COPY}: {err}", file=sys.stderr)
 
 
 def packing_line(trials: list[Trial], no_pack: bool) -> str:
@@ -155,6 +166,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     again = f", {len(plan.forget)} to run again" if plan.forget else ""
     print(f"sweep {sweep.name}: {len(trials)} trials ({plan.kept} already finished{again}) -> {results_dir}/",
           flush=True)
+    if pending:
+        save_sweep_file(args.sweep, results_dir)
     started = time.time()
     statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent,
                            no_pack=args.no_pack) if pending else {}
