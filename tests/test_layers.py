@@ -19,7 +19,7 @@ LAYERS = {
     "preflight": 3, "monitor": 3, "step": 3, "engine": 3, "tasks": 3, "segmentation": 3, "store": 3,
     "resume": 4, "trial": 4, "packed_trial": 4,
     "sweep": 5,
-    "report": 6,
+    "report": 6, "results": 6,
     "slurm": 7, "bench": 7,
 }
 

@@ -201,3 +201,19 @@ def test_asha_prunes_data_parallel_trials_from_their_per_epoch_reports(tmp_path,
     good, bad = trials.loc["lr=0.01-seed=0"], trials.loc["lr=1e-06-seed=0"]
     assert (good["status"], good["world_size"]) == ("completed", 2) and good["test_acc"] > 0
     assert (bad["status"], bad["stopped_by"]) == ("early_stopped", "scheduler")
+
+
+def test_live_report_is_rewritten_while_the_sweep_runs(tmp_path, write_sweep):
+    """--report-every 2: after the first pack's trials finish, report/ is rewritten in the background (the
+    progress says so), and the final report follows; a negative interval is bad input."""
+    path = write_sweep(SWEEP.format(name="live", epochs=1, lrs="[0.01, 0.001]"))
+    cmd = [sys.executable, "-m", "harness.sweep", str(path), "--results-dir", str(tmp_path)]
+    bad = subprocess.run([*cmd, "--report-every", "-1"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--report-every must be 0" in bad.stderr and "Traceback" not in bad.stderr
+    proc = subprocess.run([*cmd, "--report-every", "2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = tmp_path / "live" / "report" / "index.html"
+    assert f"live report: {report} (rewritten every 2 finished trials)" in proc.stdout
+    updates = re.findall(r"report updated \((\d)/8 trials\): (\S+)", proc.stdout)
+    assert updates and all(int(done) < 8 and where == str(report) for done, where in updates), proc.stdout[-3000:]
+    assert report.is_file() and "finished 8 trials" in proc.stdout

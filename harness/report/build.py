@@ -1,13 +1,16 @@
 """`write_report`: one results directory -> report/ with Markdown and CSV tables, PNG figures and index.html.
 
     report/leaderboard.md    provenance, ranking with intervals and tests, seeds needed, sources of
-                             variance, budget curves, workloads (IQM, profiles), marginals, time to target
+                             variance, budget curves, workloads (IQM, profiles), marginals, hyperparameter
+                             importance, Pareto fronts (metric vs training time, vs parameter count),
+                             time to target
     report/diagnosis.md      overfitting trials, generalization gap, diverged/stalled/failed trials
     report/throughput.md     images/s, step time, memory, FLOPs, % of peak
     report/compare.md        (with compare=OTHER_DIR) both leaderboards side by side
     report/*.csv             the same tables, raw numbers
     report/plots/*.png       curves, heatmaps, bars with CIs, confusion matrix, per-class F1, throughput
-    report/index.html        everything on one self-contained page
+    report/index.html        everything on one self-contained page, plus interactive views (parallel
+                             coordinates, metric vs each hyperparameter: inline SVG drawn by an inline script)
 
 A figure that fails to draw is reported (a warning and a line on the page), never fatal: the sweep
 calls this at its end and must not lose its results to a plotting problem.
@@ -29,6 +32,8 @@ from harness.report.compare import compare as compare_boards
 from harness.report.compare import compare_table
 from harness.report.diagnosis import diagnosis_tables
 from harness.report.html import Figure, Section, write_page
+from harness.report.importance import importance_table
+from harness.report.interactive import render_views, view_data
 from harness.report.leaderboard import (
     best_trial,
     check_metric,
@@ -41,6 +46,7 @@ from harness.report.leaderboard import (
     verdict,
 )
 from harness.report.marginals import grid2d, heatmap_pairs, marginal, marginal_tables, marginals
+from harness.report.pareto import COSTS, config_means, pareto_table, plot_pareto
 from harness.report.provenance import provenance_line, provenance_table, provenance_warnings
 from harness.report.results import ReportError, Results, load_results
 from harness.report.snapshots import default_metric, is_segmentation, snapshot_figures
@@ -171,6 +177,12 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     iqm = iqm_table(results, metric)
     origin = provenance_table(results)
     warnings_ = provenance_warnings(results)
+    importance, importance_note = importance_table(results, metric)
+    importances = [importance] if importance else []
+    means = config_means(results, metric)
+    fronts = [(x, table) for x in COSTS if (table := pareto_table(means, x, metric)) is not None]
+    pareto_tables = [table for _, table in fronts]
+    views = render_views(view_data(results, metric))
 
     # Figures
     ranked = board[board["n"] > 0]
@@ -221,6 +233,12 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
                                 f"{metric} ≥ τ", plots.plot_performance_profile, performance_profile(results, metric),
                                 metric) if iqm is not None else []
 
+    pareto_figs = []
+    for x, _ in fronts:
+        pareto_figs += figures.draw(f"pareto_{x}", f"mean {metric} vs {COSTS[x]} per configuration; red: the "
+                                    "Pareto front (no other configuration is better on both)",
+                                    plot_pareto, means, x, metric)
+
     # Comparison
     comparison: list[Table] = []
     compare_figs: list[Figure] = []
@@ -241,8 +259,9 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     if iqm is None:
         notes.append(workloads_note(results))
     leaderboard_md = markdown(f"Leaderboard: {metric}", [ranking, *uncertainty, *budget_tables,
-                                                           *([iqm] if iqm else []), *by_axis, timing, origin], intro)
-    leaderboard_md += "".join(f"\n{n}\n" for n in notes)
+                                                           *([iqm] if iqm else []), *by_axis, *importances,
+                                                           *pareto_tables, timing, origin], intro)
+    leaderboard_md += "".join(f"\n{n}\n" for n in [*notes, importance_note] if n)
     documents = {
         "leaderboard.md": leaderboard_md,
         "diagnosis.md": markdown("Diagnosis", diagnosis, intro),
@@ -252,8 +271,8 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
         documents["compare.md"] = markdown(comparison[0].title, comparison)
     for name, text in documents.items():
         files.write_text(out / name, text)
-    csv_tables = [ranking, *uncertainty, *budget_tables, *([iqm] if iqm else []), origin, timing, *diagnosis,
-                  speed_table, *comparison]
+    csv_tables = [ranking, *uncertainty, *budget_tables, *([iqm] if iqm else []), *importances, *pareto_tables,
+                  origin, timing, *diagnosis, speed_table, *comparison]
     for table in csv_tables:
         write_csv(table, out)
     files.write_text(out / "marginals.csv", stacked.to_csv(index=False))
@@ -266,6 +285,9 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
         Section("workloads", "Across workloads: IQM and performance profiles", [iqm] if iqm else [], profile_figs,
                 workloads_note(results), keep=True),
         Section("marginals", "Per-axis marginals", by_axis, marginal_figs),
+        Section("explore", "Explore: parallel coordinates and hyperparameters", importances, [],
+                importance_note, markup=views),
+        Section("pareto", f"Pareto: {metric} vs training time and parameter count", pareto_tables, pareto_figs),
         Section("time-to-target", "Time to target", [timing]),
         Section("curves", "Training curves", [], curves),
         Section("snapshots", "Prediction snapshots", [], snapshot_figs,

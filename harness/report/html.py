@@ -1,5 +1,6 @@
 """The self-contained report page: sections of tables and PNG figures embedded as base64 data URIs,
-inline CSS, no scripts and nothing fetched from the network.
+inline CSS, and nothing fetched from the network. The only scripts are the inline ones a section's `markup`
+brings (the "explore" section's interactive views: harness.report.interactive), never one with `src`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ code { background: #f3f4f6; padding: 0 3px; border-radius: 3px; }
 figure { margin: 14px 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e5e7eb; border-radius: 4px; }
 figcaption { color: #4b5563; font-size: 13px; }
+svg.hx { display: block; font-size: 11px; background: #fff; }
+svg.hx polyline { fill: none; stroke-width: 1.6; opacity: .8; }
+svg.hx circle { stroke: #fff; stroke-width: .8; opacity: .9; }
+svg.hx.dim polyline, svg.hx.dim circle { opacity: .15; }
+svg.hx polyline.hl { opacity: 1; stroke: #d62728; stroke-width: 3.5; }
+svg.hx circle.hl { opacity: 1; stroke: #d62728; stroke-width: 2.5; }
+.hx-axis { stroke: #374151; stroke-width: 1; }
+.hx-name { font-weight: 600; fill: #1f2937; }
+.hx-tick { fill: #4b5563; }
+.hx-grid { display: flex; flex-wrap: wrap; gap: 8px; }
+.hx-cell { border: 1px solid #e5e7eb; border-radius: 4px; }
+.hx-tip { position: fixed; display: none; pointer-events: none; background: #1f2937; color: #fff;
+          padding: 4px 8px; border-radius: 4px; font-size: 12.5px; max-width: 40em; z-index: 10; }
 """
 
 
@@ -58,6 +72,7 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     intro: str = ""
     keep: bool = False  # shown even without tables or figures (its intro says why they are absent)
+    markup: str = ""  # trusted HTML shown after the intro, unescaped: the interactive views (and their scripts)
 
 
 def inline_markdown(text: str) -> str:
@@ -75,6 +90,8 @@ def render_section(section: Section) -> str:
     parts = [f'<section id="{section.anchor}"><h2>{html.escape(section.title)}</h2>']
     if section.intro:
         parts.append(f'<p class="note">{inline_markdown(section.intro)}</p>')
+    if section.markup:
+        parts.append(section.markup)
     for table in section.tables:
         if len(section.tables) > 1 or table.title != section.title:
             parts.append(f"<h3>{html.escape(table.title)}</h3>")
@@ -91,7 +108,7 @@ def render_section(section: Section) -> str:
 
 
 def render_page(title: str, subtitle: list[str], sections: list[Section]) -> str:
-    sections = [s for s in sections if s.tables or s.figures or s.keep]
+    sections = [s for s in sections if s.tables or s.figures or s.markup or s.keep]
     nav = "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections)
     lines = "".join(f"<p>{inline_markdown(line)}</p>" for line in subtitle)
     body = "\n".join(render_section(s) for s in sections)

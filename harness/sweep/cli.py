@@ -100,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key (repeatable); pins a grid axis")
     p.add_argument("--smoke", action="store_true", help="tiny data, one epoch, a few trials: an end-to-end check")
     p.add_argument("--shard", help="I/N: run only trials i with i %% N == I (SLURM arrays)")
-    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--no-report", action="store_true", help="do not write the report (live or at the end)")
+    p.add_argument("--report-every", type=int, metavar="N",
+                   help="rewrite RESULTS_DIR/report every N finished trials while the sweep runs (default: every "
+                        "max(5, trials/10), at least 30 s apart; 0: only at the end)")
     p.add_argument("--no-pack", action="store_true",
                    help="run every trial as its own program (default: resources.pack, packs where trials allow)")
     return p
@@ -122,6 +125,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             trials = shard(trials, *parse_shard(args.shard))
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent must be at least 1")
+        if args.report_every is not None and args.report_every < 0:
+            raise ConfigError("--report-every must be 0 (only at the end) or more")
         params = check_trials(trials, args.sweep, files=not args.dry_run)  # every model fits: before any trial
         if args.dry_run:
             rows = dry_run_rows(trials, params)
@@ -169,8 +174,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     if pending:
         save_sweep_file(args.sweep, results_dir)
     started = time.time()
-    statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent,
-                           no_pack=args.no_pack) if pending else {}
+    live = None
+    if pending and not args.no_report and args.report_every != 0:
+        from harness.report.live import LiveReport  # imports the report (matplotlib) only in its thread
+
+        live = LiveReport(results_dir, len(pending), args.report_every)
+        print(f"live report: {results_dir / 'report' / 'index.html'} (rewritten every {live.every} finished "
+              f"trials{'' if args.report_every else ', at least 30 s apart'})", flush=True)
+    try:
+        statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent,
+                               no_pack=args.no_pack, on_finished=live.finished if live else None) if pending else {}
+    finally:
+        if live is not None:
+            live.close()
     store.compact(results_dir, [t.trial_id for t in trials])  # finished: one file per table (this run's trials only)
 
     counts: dict[str, int] = {}

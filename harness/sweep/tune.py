@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import pandas as pd
 import torch
@@ -144,7 +144,10 @@ def recorded_status(results_dir: Path, trial_id: str) -> Optional[str]:
         return None
 
 
-def _make_callback(progress: Progress, results_dir: Path, units: dict):
+def _make_callback(progress: Progress, results_dir: Path, units: dict,
+                   on_finished: Optional[Callable[[list[str]], None]] = None):
+    """A Tune callback that keeps the progress line, and calls `on_finished(trial_ids)` in the driver as
+    trials finish (their rows are written then, except a trial a scheduler stopped: finalize writes it)."""
     from ray import tune
 
     class ProgressCallback(tune.Callback):
@@ -166,9 +169,14 @@ def _make_callback(progress: Progress, results_dir: Path, units: dict):
     def ended(unit: str, without_row: str) -> None:
         """A Tune trial ended: each of its trials not yet counted finishes with its row's status."""
         progress.unit_ended(unit)
-        for t in units[unit]:
-            if t.trial_id not in progress.done:
-                progress.finish(t.trial_id, recorded_status(results_dir, t.trial_id) or without_row)
+        finished = [t.trial_id for t in units[unit] if t.trial_id not in progress.done]
+        for tid in finished:
+            progress.finish(tid, recorded_status(results_dir, tid) or without_row)
+        if on_finished is not None and finished:
+            try:
+                on_finished(finished)
+            except Exception as err:  # noqa: BLE001 - what listens (report, trackers) never stops the sweep
+                print(f"warning: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
 
     return ProgressCallback()
 
@@ -259,9 +267,10 @@ def _free_memory() -> float:
 
 
 def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str] = None,
-                max_concurrent: Optional[int] = None, stream=None, no_pack: bool = False) -> dict[str, str]:
+                max_concurrent: Optional[int] = None, stream=None, no_pack: bool = False,
+                on_finished: Optional[Callable[[list[str]], None]] = None) -> dict[str, str]:
     """Run `trials` as Tune trials, packed where they can be; returns trial_id -> status for every trial
-    (from the Parquet)."""
+    (from the Parquet). `on_finished(trial_ids)` runs in the driver as trials finish (a live report)."""
     import ray
     from ray import tune
 
@@ -324,7 +333,7 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         run_config=tune.RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
             storage_path=str((results_dir / "_ray").resolve()),
-            verbose=0, callbacks=[_make_callback(progress, results_dir, units)],
+            verbose=0, callbacks=[_make_callback(progress, results_dir, units, on_finished)],
             # a trial whose worker died (out of memory, a lost node) starts again from its checkpoint
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
