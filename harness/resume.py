@@ -26,7 +26,7 @@ from harness.vocabulary import Status
 
 # Keys that do not change what a trial computes: where the files are, how a trial is scheduled.
 IGNORED = ("description", "dataset.data_dir", "dataset.download", "train.checkpoint", "train.save_model",
-           "resources.", "tune.")
+           "resources.", "tune.", "tracking.")
 
 
 def config_changes(ran: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -85,7 +85,7 @@ def test_staged_schedule_sets_epochs_and_checks_a_mismatch():
     ({**BASE, "grid": {"optimizer.lrr": [1]}},
      "t.yaml: grid.optimizer.lrr: unknown key 'lrr' in optimizer (did you mean 'lr'?); allowed: betas, eps, "
      "group_lr, lr, momentum, name, nesterov, weight_decay"),
-    ({**BASE, "grid": {"optimizer.lr": 0.1}}, "t.yaml: grid.optimizer.lr: must be a non-empty list of values, got 0.1"),
+    ({**BASE, "grid": {"optimizer.lr": 0.1}}, "t.yaml: grid.optimizer.lr: must be a non-empty list of values or a search space such as {loguniform: [1.0e-4, 1.0e-1]}, got 0.1"),
     ({**BASE, "grid": {"optimizer.lr": [0.1, 0.1]}}, "t.yaml: grid.optimizer.lr: has duplicate values: [0.1, 0.1]"),
     ({**BASE, "optimizer": {"name": "adamm"}},
      "t.yaml: optimizer.name: unknown optimizer 'adamm' (did you mean 'adam'?); allowed: adadelta, adagrad, adam, "

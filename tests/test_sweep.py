@@ -152,6 +152,23 @@ def test_asha_prunes_trials_and_every_trial_still_gets_a_row(tmp_path, write_swe
     assert not (tmp_path / "asha" / "checkpoints").exists() or not any((tmp_path / "asha" / "checkpoints").iterdir())
 
 
+@pytest.mark.parametrize("scheduler", ["median_stopping"])
+def test_other_schedulers_stop_trials_and_every_trial_still_gets_a_row(tmp_path, write_sweep, scheduler):
+    """Ray Tune's HyperBand and median stopping rule, keyed on the epoch and val_loss like ASHA: trials
+    they stop early get a row (early_stopped, stopped_by scheduler), the rest run every epoch."""
+    extra = f"tune: {{scheduler: {scheduler}, grace_period: 1, reduction_factor: 2, metric: val_loss}}\n"
+    path = write_sweep(one_seed_lr_sweep(scheduler, 6, "[0.3, 0.03, 0.003, 0.0003, 3.0e-5]", extra))
+    proc = subprocess.run(sweep_cmd(path, tmp_path, "--max-concurrent", "5"), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert f"tune.scheduler {scheduler} stops Tune trials one by one" in proc.stdout
+    trials = store.read_table(tmp_path / scheduler, "trials").set_index("trial_id")
+    assert len(trials) == 5 and set(trials["status"]) <= {"completed", "early_stopped"}
+    stopped = trials[trials["epochs_run"] < 6]
+    assert len(stopped) >= 1 and (stopped["status"] == "early_stopped").all(), trials[["status", "epochs_run"]]
+    assert (trials.loc[stopped.index, "stopped_by"] == "scheduler").all()
+
+
 def test_progress_line_counts_and_best_so_far():
     import io
 

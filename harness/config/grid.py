@@ -1,6 +1,10 @@
 """Sweeps: a sweep file's base config, `--set` overrides, its grid (a mapping of dotted keys to lists of
 values, or a list of such mappings: the union of their products) and seeds, expanded into `Trial`s,
 each a validated RunConfig with a stable id. `load_sweep(path, overrides) -> Sweep` is the entry point.
+
+An axis may be a search space instead of a list (harness.config.spaces: `{loguniform: [1e-4, 1e-1]}`);
+then `tune.search: random` draws `tune.num_samples` points (lists drawn from uniformly), each run over
+every seed, with ids such as `sample=3-lr=0.002154-seed=0`.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
+
 from harness.config.dotted import set_dotted
 from harness.config.errors import ConfigError, error
 from harness.config.naming import format_value, trial_id
 from harness.config.overrides import known_key, parse_override
 from harness.config.schema import RunConfig
+from harness.config.spaces import Space, parse_space
 from harness.config.validate import validate_run
 from harness.config.yaml_file import read_yaml
 
@@ -38,6 +45,7 @@ class Sweep:
     grids: list[dict[str, list[Any]]]  # `grid:` as a list of mappings (one when the file has a mapping)
     seeds: list[int]
     trials: list[Trial] = field(default_factory=list)
+    sampled: bool = False  # the points were drawn from search spaces (search: random over spaces)
 
     @property
     def config(self) -> RunConfig:
@@ -97,24 +105,44 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
             problem = known_key(key) if key not in ("seed", "seeds") else "put seeds in seeds: [...], not in the grid"
             if problem:
                 raise error(where, f"{label}.{key}", problem)
+            if isinstance(values, dict):
+                try:
+                    parse_space(values)
+                except ValueError as err:
+                    raise error(where, f"{label}.{key}", str(err)) from None
+                continue
             if not isinstance(values, list) or not values:
-                raise error(where, f"{label}.{key}", f"must be a non-empty list of values, got {values!r}")
+                raise error(where, f"{label}.{key}", f"must be a non-empty list of values or a search space such as "
+                                                    f"{{loguniform: [1.0e-4, 1.0e-1]}}, got {values!r}")
             if len({format_value(v) for v in values}) != len(values):
                 raise error(where, f"{label}.{key}", f"has duplicate values: {values}")
 
     base = validate_run({**raw, "seed": seeds[0]}, where, set_keys)
-    sweep = Sweep(name=base.name, path=None, base=raw, grids=grids, seeds=seeds)
+    spaced = [(i, k) for i, g in enumerate(grids) for k, v in g.items() if isinstance(v, dict)]
+    if spaced and base.tune.search != "random":
+        i, key = spaced[0]
+        raise error(where, f"{f'grid[{i}]' if listed else 'grid'}.{key}",
+                    f"a search space needs tune.search: random (grid search runs lists of values); "
+                    f"tune.search is {base.tune.search}")
+    if base.tune.num_samples > 1 and base.tune.search == "grid":
+        raise error(where, "tune.num_samples", "applies to tune.search: random (points drawn from the grid's "
+                                               "lists and spaces); grid search runs every grid point")
+    sweep = Sweep(name=base.name, path=None, base=raw, grids=grids, seeds=seeds, sampled=bool(spaced))
+    rng = np.random.default_rng(seeds[0])  # search: random over spaces: the same draw on every --resume
     origin: dict[str, int] = {}  # trial id -> the grid it came from
     for i, g in enumerate(grids):
         axes = list(g)
-        for combo in itertools.product(*(g[k] for k in axes)):
-            point = dict(zip(axes, combo))
+        spaced_grid = any(isinstance(v, dict) for v in g.values())
+        points = (sample_points(g, base.tune.num_samples, rng) if spaced_grid
+                  else [dict(zip(axes, combo)) for combo in itertools.product(*(g[k] for k in axes))])
+        for point in points:
+            prefix = f"sample={len(origin) // len(seeds)}-" if spaced_grid else ""
             tree = copy.deepcopy(raw)
             for key, value in point.items():
                 set_dotted(tree, key, value)
             for seed in seeds:
                 tree["seed"] = seed
-                tid = trial_id(point, seed)
+                tid = prefix + trial_id(point, seed)
                 if tid in origin:
                     raise error(where, "grid", f"grid[{origin[tid]}] and grid[{i}] both give trial {tid}: "
                                                 f"make each grid's keys or values tell its trials apart")
@@ -125,6 +153,22 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
                     raise ConfigError(f"{err} (in grid point {tid})") from None
                 sweep.trials.append(Trial(trial_id=tid, point={**point, "seed": seed}, config=config))
     return sweep
+
+
+def sample_points(grid: dict[str, Any], num_samples: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """`num_samples` distinct points: each space axis drawn from its space, each list axis uniformly from
+    its values (fewer points when the grid has fewer distinct ones)."""
+    spaces = {k: parse_space(v) or Space("choice", tuple(v)) for k, v in grid.items()}
+    points, seen = [], set()
+    for _ in range(20 * num_samples):
+        if len(points) == num_samples:
+            break
+        point = {k: space.sample(rng) for k, space in spaces.items()}
+        key = tuple(format_value(v) for v in point.values())
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
 
 
 def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:

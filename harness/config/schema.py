@@ -312,12 +312,32 @@ class ResourcesConfig(Section):
         raise ValueError(f"{v!r} is not auto, off or a number of trials (1 or more)")
 
 
+class MlflowTracking(Section):
+    tracking_uri: Optional[str] = None  # None: MLflow's default (./mlruns, or $MLFLOW_TRACKING_URI)
+    experiment: Optional[str] = None  # None: the sweep's name
+
+
+class WandbTracking(Section):
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: Optional[str] = None  # None: the sweep's name
+    entity: Optional[str] = None
+    dir: Optional[str] = None  # None: RESULTS_DIR/wandb
+
+
+class TrackingConfig(Section):
+    """Experiment trackers fed every trial's config, epoch rows and final row (harness.sweep.tracking)."""
+
+    tensorboard: bool = False  # event files under RESULTS_DIR/tensorboard/<trial_id>/
+    mlflow: Optional[MlflowTracking] = None
+    wandb: Optional[WandbTracking] = None
+
+
 class TuneConfig(Section):
-    scheduler: Literal["none", "asha"] = "none"
+    scheduler: Literal["none", "asha", "median_stopping"] = "none"
     search: Literal["grid", "random"] = "grid"
-    num_samples: int = Field(1, ge=1)  # random search: points drawn from the grid's values
+    num_samples: int = Field(1, ge=1)  # search: random: points drawn from the grid (lists and spaces), each x seeds
     metric: Optional[Literal["val_acc", "val_loss", "val_iou", "val_dice"]] = None  # None: val_acc, val_iou (segmentation)
-    grace_period: int = Field(1, ge=1)  # asha
+    grace_period: int = Field(1, ge=1)  # asha, median_stopping (epochs before a trial can be stopped)
     reduction_factor: int = Field(3, ge=2)  # asha
 
 
@@ -337,6 +357,7 @@ class RunConfig(Section):
     health: HealthConfig = Field(default_factory=HealthConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     seed: int = 0
 

@@ -29,6 +29,7 @@ from harness.provenance import SWEEP_COPY
 from harness.resume import checkpoint_configs, plan_resume, stored_configs
 from harness.sweep.packs import member_cap_for, plan_packs, why_not_packed
 from harness.sweep.select import parse_shard, random_subset, shard, smoke_overrides, smoke_trials
+from harness.sweep.tracking import Trackers, check_trackers, enabled
 from harness.sweep.tune import run_on_tune, sweep_metric
 from harness.vocabulary import Status, format_seconds, lower_is_better
 
@@ -117,7 +118,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             sweep = load_sweep(args.sweep, args.overrides + smoke_overrides(sweep))
         trials = sweep.trials
         cfg = sweep.config
-        if cfg.tune.search == "random":
+        check_trackers(cfg.tracking)  # a tracker's package is missing: exit 2 before anything runs
+        if cfg.tune.search == "random" and not sweep.sampled:  # lists only: a subset of the grid's points
             trials = random_subset(trials, cfg.tune.num_samples, sweep.seeds, seed=cfg.seed)
         if args.smoke:
             trials = smoke_trials(trials)
@@ -181,12 +183,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         live = LiveReport(results_dir, len(pending), args.report_every)
         print(f"live report: {results_dir / 'report' / 'index.html'} (rewritten every {live.every} finished "
               f"trials{'' if args.report_every else ', at least 30 s apart'})", flush=True)
+    trackers = Trackers(cfg.tracking, results_dir, sweep.name) if pending and enabled(cfg.tracking) else None
+    listeners = [f for f in (trackers and trackers.log_trials, live and live.finished) if f]  # trackers: never raise
+
+    def on_finished(trial_ids: list[str]) -> None:
+        for listen in listeners:
+            listen(trial_ids)
+
     try:
         statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent,
-                               no_pack=args.no_pack, on_finished=live.finished if live else None) if pending else {}
+                               no_pack=args.no_pack, on_finished=on_finished if listeners else None) if pending else {}
     finally:
         if live is not None:
             live.close()
+        if trackers is not None:
+            trackers.close()  # sends trials whose row finalize wrote, flushes
     store.compact(results_dir, [t.trial_id for t in trials])  # finished: one file per table (this run's trials only)
 
     counts: dict[str, int] = {}

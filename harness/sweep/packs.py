@@ -9,7 +9,7 @@ which keys are which.
 Packing is off (every trial its own program) with `resources.pack: off` or `--no-pack`, and for
 trials a pack cannot run: data-parallel (`workers_per_trial` > 1), `train.compile`, fp16 (one
 gradient scaler would skip every member's step for one member's overflow), tasks other than
-classification, and sweeps under ASHA (it prunes Tune trials, and a pack is one Tune trial).
+classification, and sweeps under a Tune scheduler (it stops Tune trials, and a pack is one Tune trial).
 
     units = plan_packs(trials, slots=2)   # [[trial, ...], ...]: a list of one trial runs alone
 """
@@ -25,7 +25,7 @@ from harness.config import Trial
 # config keys whose values may differ between the members of one pack (prefixes end with ".")
 MEMBER_KEYS = ("name", "description", "seed", "optimizer.", "scheduler.", "early_stopping.", "health.",
                "model.init", "model.init_from", "train.grad_clip", "train.checkpoint", "train.save_model",
-               "resources.", "tune.")
+               "resources.", "tune.", "tracking.")
 AUTO_CAP = 64  # members per pack under `auto` where memory allows more: beyond this a pack only gets slower to shed
 
 
@@ -46,8 +46,8 @@ def why_not_packed(cfg, no_pack: bool = False) -> Optional[str]:
         return "resources.pack is off"
     if cfg.resources.pack == 1:
         return "resources.pack is 1"
-    if cfg.tune.scheduler == "asha":
-        return "ASHA prunes Tune trials one by one"
+    if cfg.tune.scheduler != "none":
+        return f"tune.scheduler {cfg.tune.scheduler} stops Tune trials one by one"
     if cfg.resources.workers_per_trial > 1:
         return "data-parallel trials"
     if cfg.train.compile:

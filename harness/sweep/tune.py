@@ -181,6 +181,23 @@ def _make_callback(progress: Progress, results_dir: Path, units: dict,
     return ProgressCallback()
 
 
+def make_scheduler(cfg):
+    """Ray Tune's scheduler for tune.scheduler (None for none). Every one keys on the epoch and the sweep's
+    metric; a trial that reaches its last epoch finishes by itself (best weights on the test split, its row)."""
+    from ray.tune import schedulers
+
+    metric, mode = sweep_metric(cfg), direction(sweep_metric(cfg))
+    if cfg.tune.scheduler == "asha":
+        # stop_last_trials=False: stopping a trial at its last epoch would lose its test metrics
+        return schedulers.ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=cfg.train.epochs,
+                                        grace_period=cfg.tune.grace_period,
+                                        reduction_factor=cfg.tune.reduction_factor, stop_last_trials=False)
+    if cfg.tune.scheduler == "median_stopping":
+        return schedulers.MedianStoppingRule(time_attr="epoch", metric=metric, mode=mode,
+                                             grace_period=cfg.tune.grace_period, min_samples_required=3)
+    return None
+
+
 def init_ray(address: Optional[str], **resources) -> None:
     """Join `address` (else $RAY_ADDRESS), else start a local Ray (`resources`: e.g. num_gpus=2 for
     logical GPUs in tests). A Ray already initialized in this process is reused as it is."""
@@ -309,17 +326,7 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
         resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": gpus}
     trainable = tune.with_resources(trainable, resources)
 
-    scheduler = None
-    if cfg.tune.scheduler == "asha":
-        from ray.tune.schedulers import ASHAScheduler
-
-        scheduler = ASHAScheduler(time_attr="epoch", metric=sweep_metric(cfg),
-                                  mode=direction(sweep_metric(cfg)),
-                                  max_t=cfg.train.epochs, grace_period=cfg.tune.grace_period,
-                                  reduction_factor=cfg.tune.reduction_factor,
-                                  # a trial that reaches the last epoch finishes by itself (best weights on
-                                  # the test split, its row); stopping it there would lose its test metrics
-                                  stop_last_trials=False)
+    scheduler = make_scheduler(cfg)
     progress = Progress(len(trials), sweep_metric(cfg), stream)
     tuner = tune.Tuner(
         trainable,
