@@ -50,6 +50,7 @@ from harness.report.pareto import COSTS, config_means, pareto_table, plot_pareto
 from harness.report.provenance import provenance_line, provenance_table, provenance_warnings
 from harness.report.results import ReportError, Results, load_results
 from harness.report.snapshots import default_metric, is_segmentation, snapshot_figures
+from harness.report.stats import RANGE_METHOD, T_METHOD
 from harness.report.tables import Table, fmt, fmt_interval, markdown, write_csv
 from harness.report.targets import time_to_target, time_to_target_table
 from harness.report.throughput import throughput, throughput_table
@@ -103,7 +104,7 @@ def _leader_line(board: pd.DataFrame, metric: str) -> str:
     if board.empty or board["n"].iloc[0] == 0:
         return f"No configuration has a value for `{metric}` (see the diagnosis)."
     top = board.iloc[0]
-    if top["interval"] == "t":
+    if top["interval"] == T_METHOD:
         spread = f"95% t interval {fmt_interval(top['ci_low'], top['ci_high'])}, n={top['n']}"
     elif top["n"] > 1:
         spread = f"n={top['n']}: too few seeds for an interval, range {fmt(top['min'])}–{fmt(top['max'])}"
@@ -175,6 +176,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     budgets = [(axis, budget_curves(results, metric, axis)) for axis in axes]
     budget_tables = [budget_table(curve, metric, axis) for axis, curve in budgets]
     iqm = iqm_table(results, metric)
+    workloads_text = workloads_note(results)
     origin = provenance_table(results)
     warnings_ = provenance_warnings(results)
     importance, importance_note = importance_table(results, metric)
@@ -187,7 +189,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     # Figures
     ranked = board[board["n"] > 0]
     tied = list(ranked["tied_with_top"])
-    shown_range = ranked["interval"] == "range"  # two seeds: whiskers show their range, not an interval
+    shown_range = ranked["interval"] == RANGE_METHOD  # two seeds: whiskers show their range, not an interval
     whiskers = ranked.assign(ci_low=ranked["ci_low"].where(~shown_range, ranked["min"]),
                              ci_high=ranked["ci_high"].where(~shown_range, ranked["max"]))
     bars = figures.draw("leaderboard", f"{metric} per configuration: mean with its 95% t interval (the seeds' range "
@@ -257,7 +259,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     intro = f"Sweep `{results.name}` ({results.path}). {status}. {origin_line}{warned}\n\n{leader} {needs}\n"
     notes = [variance_note(results)] if not sources else []
     if iqm is None:
-        notes.append(workloads_note(results))
+        notes.append(workloads_text)
     leaderboard_md = markdown(f"Leaderboard: {metric}", [ranking, *uncertainty, *budget_tables,
                                                            *([iqm] if iqm else []), *by_axis, *importances,
                                                            *pareto_tables, timing, origin], intro)
@@ -283,7 +285,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
                 " ".join(notes[:1]) if not sources else ""),
         Section("budget", "Expected best vs budget", budget_tables, budget_figs),
         Section("workloads", "Across workloads: IQM and performance profiles", [iqm] if iqm else [], profile_figs,
-                workloads_note(results), keep=True),
+                workloads_text, keep=True),
         Section("marginals", "Per-axis marginals", by_axis, marginal_figs),
         Section("explore", "Explore: parallel coordinates and hyperparameters", importances, [],
                 importance_note, markup=views),
