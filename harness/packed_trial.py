@@ -145,6 +145,7 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
             finish_alone(k)
     active: list[int] = []
     saved_at = time.monotonic()
+    scheduled = trials[0].config.tune.scheduler != "none"
     for epoch in range(min((s for s in starts if s is not None), default=tc.epochs + 1), tc.epochs + 1):
         joining = [k for k, s in enumerate(starts) if s == epoch]
         if joining:
@@ -171,8 +172,9 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
         epoch_seconds = time.perf_counter() - t0
         peak = peak_memory_mb(device)
         # checkpoints and epochs parts every few seconds, decided once for the pack: its members' checkpoints
-        # always stand at the same epoch
-        save = time.monotonic() - saved_at >= SAVE_EVERY
+        # always stand at the same epoch. Under a Tune scheduler every epoch: it may stop or pause the pack
+        # at any report, and what it stopped at must be on disk (epochs rows, the checkpoint to resume from)
+        save = scheduled or time.monotonic() - saved_at >= SAVE_EVERY
         if save:
             saved_at = time.monotonic()
         stopped, closed = [], []

@@ -1,15 +1,22 @@
 """Run a sweep on a SLURM cluster: render an sbatch script, and submit it with --submit.
 
     python -m harness.slurm sweeps/cifar.yaml --nodes 4 --gpus-per-node 8 --time 12:00:00 --submit
+    python -m harness.slurm status results/cifar     # its jobs and trials (harness.slurm_status)
+    python -m harness.slurm cancel results/cifar
 
 One job by default: a Ray cluster over --nodes nodes (head on the first, a worker on each other),
 then `python -m harness.sweep --address ... --resume` against it, so a requeued or resubmitted job
-skips every finished trial. With --array N instead: N array tasks, task i running its own Ray on
-its node(s) for the trials with index % N == i (`--shard i/N`), all writing to the same results
-folder, then one small job (after the array) writing the merged report. The script is rendered
+skips every finished trial. With --array N instead: N array tasks, each running its own Ray on its
+node(s) and claiming trials a batch at a time from the shared results folder (`harness.sweep --claim`:
+a task that finishes early takes more; the claims of a task that died are released once SLURM no
+longer lists it), then one small job (after the array) writing the merged report. The script is rendered
 from harness/templates/ray-sweep.sbatch (package data: in a wheel too) into results/<sweep>/slurm/, and its
 log goes next to it.
 Ray's ports and temp dir are derived from the job id, so two jobs sharing a node never collide.
+SLURM warns the job --signal-before seconds before its time limit (USR1); the sweep then stops its
+trials at once (each keeps its last epoch checkpoint) and, with --max-requeues N, the job requeues
+itself and resumes; a preemption (SIGTERM) does the same. Each submitted job is recorded in
+results/<sweep>/slurm/jobs.jsonl for `status` and `cancel`.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from harness import files
+from harness import files, slurm_status
 from harness.config import ConfigError, load_sweep
+from harness.data.download import missing_datasets
+from harness.provenance import SWEEP_COPY
 
 TEMPLATE = importlib.resources.files("harness") / "templates" / "ray-sweep.sbatch"
 TIME_FORMAT = re.compile(r"\d+|\d+:\d\d|\d+:\d\d:\d\d|\d+-\d+|\d+-\d+:\d\d|\d+-\d+:\d\d:\d\d")
@@ -59,6 +68,8 @@ class Job:
     max_concurrent: Optional[int] = None
     no_report: bool = False
     requeue: bool = False
+    max_requeues: int = 0  # the job requeues itself after a time-limit warning or preemption, this many times
+    signal_before: int = 120  # seconds before the time limit SLURM warns the job (USR1)
     ray_args: str = ""  # extra `ray start` arguments for every node
     join_timeout: int = 300  # seconds to wait for all nodes to join
 
@@ -97,6 +108,10 @@ def check_job(job: Job) -> None:
         shlex.split(job.ray_args)
     except ValueError as err:
         raise ValueError(f"--ray-args: {err}") from None
+    if job.max_requeues < 0:
+        raise ValueError(f"--max-requeues must be 0 or more, got {job.max_requeues}")
+    if job.signal_before < 1:
+        raise ValueError(f"--signal-before must be at least 1 second, got {job.signal_before}")
     if job.join_timeout < 1:
         raise ValueError(f"--join-timeout must be at least 1 second, got {job.join_timeout}")
 
@@ -112,7 +127,8 @@ def sbatch_lines(job: Job) -> list[str]:
     if job.array:
         opts.append(f"--array=0-{job.array - 1}" + (f"%{job.max_parallel}" if job.max_parallel else ""))
     opts += [f"--output={job.log_path()}", "--open-mode=append"]  # append: a requeued job keeps its log
-    if job.requeue:
+    opts.append(f"--signal=B:USR1@{job.signal_before}")  # the batch shell: it tells the sweep
+    if job.requeue or job.max_requeues:
         opts.append("--requeue")
     return [f"#SBATCH {opt}" for opt in opts]
 
@@ -129,8 +145,8 @@ def sweep_args(job: Job) -> str:
     if job.no_report or job.array:  # array tasks: one report job after them all
         args.append("--no-report")
     text = " ".join(shlex.quote(a) for a in args)
-    if job.array:
-        text += f' --shard "$SLURM_ARRAY_TASK_ID/{job.array}"'
+    if job.array:  # the tasks claim trials a batch at a time: one that finishes early takes more
+        text += " --claim"
     return text
 
 
@@ -149,6 +165,8 @@ def render_script(job: Job, template: str | Path | importlib.resources.abc.Trave
         "ray_args": "".join(" " + shlex.quote(a) for a in ray_args),
         "join_timeout": str(job.join_timeout),
         "sweep_args": sweep_args(job),
+        "out_dir": shlex.quote(str(job.out_dir)),
+        "max_requeues": str(job.max_requeues),
     }
     text = (Path(template) if isinstance(template, str) else template).read_text()
 
@@ -233,7 +251,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m harness.slurm", description=__doc__.split("\n\n")[0])
     p.add_argument("sweep", help="the sweep file")
     p.add_argument("--nodes", type=int, default=1, help="nodes per job (per array task with --array); default 1")
-    p.add_argument("--gpus-per-node", type=int, required=True, help="GPUs per node (0: CPU only)")
+    p.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node (default 0: a CPU cluster)")
     p.add_argument("--cpus-per-node", type=int, help="CPUs per node for Ray (default: the whole node, --exclusive)")
     p.add_argument("--partition")
     p.add_argument("--time", help="wall-clock limit, HH:MM:SS or D-HH:MM:SS")
@@ -244,7 +262,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--results-dir", default="results", help="parent of the results folder (default results)")
     p.add_argument("--python", default=sys.executable, help="interpreter in the job (default: this one)")
     p.add_argument("--workdir", default=".", help="directory the job runs in (default: this one)")
-    p.add_argument("--array", type=int, metavar="N", help="N array tasks, each running every N-th trial")
+    p.add_argument("--array", type=int, metavar="N", help="N array tasks, sharing the trials by claims")
     p.add_argument("--max-parallel", type=int, metavar="N", help="with --array: tasks running at once")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), passed on to the sweep")
@@ -252,6 +270,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--max-concurrent", type=int, metavar="N", help="passed on to the sweep")
     p.add_argument("--no-report", action="store_true", help="write no report at the end")
     p.add_argument("--requeue", action="store_true", help="let SLURM requeue the job (it resumes)")
+    p.add_argument("--max-requeues", type=int, default=0, metavar="N",
+                   help="on the time-limit warning or a preemption, the job stops its trials (each keeps its "
+                        "checkpoint) and requeues itself, at most N times (default 0: it just stops)")
+    p.add_argument("--signal-before", type=int, default=120, metavar="S",
+                   help="seconds before the time limit SLURM warns the job (--signal=B:USR1@S; default 120)")
     p.add_argument("--ray-args", default="", metavar="ARGS",
                    help="extra `ray start` arguments, e.g. --ray-args='--object-store-memory=200000000'")
     p.add_argument("--join-timeout", type=int, default=300, metavar="S", help="seconds to wait for the nodes")
@@ -265,6 +288,11 @@ def fail(message: str) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:
+        return slurm_status.main_status(argv[1:])
+    if argv[:1] == ["cancel"]:
+        return slurm_status.main_cancel(argv[1:])
     args = parse_args(argv)
     try:
         sweep = load_sweep(args.sweep, args.overrides)
@@ -274,6 +302,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return fail(f"--workdir {args.workdir}: no such directory")
     if args.submit and shutil.which("sbatch") is None:
         return fail("--submit: sbatch not found on PATH (run this on a SLURM login node, or drop --submit)")
+    if args.submit and (missing := missing_datasets(sweep.trials, args.sweep)):
+        return fail("--submit: compute nodes may have no internet, and these datasets are not on disk: "
+                    + "; ".join(missing))
     job = Job(
         sweep=str(Path(args.sweep).resolve()), name=sweep.name, nodes=args.nodes,
         gpus_per_node=args.gpus_per_node, cpus_per_node=args.cpus_per_node, partition=args.partition,
@@ -282,6 +313,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         workdir=str(Path(args.workdir).resolve()), array=args.array, max_parallel=args.max_parallel,
         overrides=args.overrides, smoke=args.smoke, max_concurrent=args.max_concurrent,
         no_report=args.no_report, requeue=args.requeue, ray_args=args.ray_args, join_timeout=args.join_timeout,
+        max_requeues=args.max_requeues, signal_before=args.signal_before,
     )
     try:
         check_job(job)
@@ -293,6 +325,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
     files.write_text(job.script_path, render_script(job))
+    if args.submit:  # `status` counts the trials of the sweep's copy before the job has started (the sweep rewrites it)
+        files.write_bytes(Path(job.results_dir) / job.name / SWEEP_COPY, Path(args.sweep).read_bytes())
     job.script_path.chmod(0o755)
     what = f"{job.array} array task(s) of " if job.array else ""
     what += f"{job.nodes} node(s) x {job.gpus_per_node} GPU(s), {len(sweep.trials)} trial(s)"
@@ -305,6 +339,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     job_id = _sbatch(["sbatch", "--parsable", str(job.script_path)], job.workdir)
     if job_id is None:
         return 2  # sbatch refuses bad input (partition, account, time limit, ...)
+    slurm_status.append_job(Path(job.results_dir) / job.name, job_id, "array" if job.array else "sweep", job.script_path, job.array)
     print(f"submitted job {job_id} ({what})")
     print(f"script  {job.script_path}")
     print(f"log     {job.log_path(job_id)}")
@@ -312,8 +347,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         report_id = _sbatch(report_command(job, job_id), job.workdir)
         if report_id is None:
             return 2
+        slurm_status.append_job(Path(job.results_dir) / job.name, report_id, "report", None)
         print(f"report job {report_id} (after the array)  log {job.out_dir / f'{report_id}.out'}")
     print(f"results {Path(job.results_dir) / job.name}")
+    print(f"status  python -m harness.slurm status {Path(job.results_dir) / job.name}")
     return 0
 
 

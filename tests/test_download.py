@@ -51,7 +51,8 @@ def serve(folder: Path):
     return server, seen
 
 
-def test_processes_starting_together_download_each_file_once(tmp_path):
+def mnist_mirror(tmp_path: Path):
+    """MNIST's four .gz files served on 127.0.0.1: (server, requests seen, url, torchvision resources)."""
     raw = write_mnist(tmp_path / "src") / "MNIST" / "raw"
     served = tmp_path / "mirror"
     served.mkdir()
@@ -61,7 +62,11 @@ def test_processes_starting_together_download_each_file_once(tmp_path):
         (served / f"{path.name}.gz").write_bytes(blob)
         resources.append([f"{path.name}.gz", hashlib.md5(blob).hexdigest()])
     server, seen = serve(served)
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    return server, seen, f"http://127.0.0.1:{server.server_address[1]}/", resources
+
+
+def test_processes_starting_together_download_each_file_once(tmp_path):
+    server, seen, url, resources = mnist_mirror(tmp_path)
 
     def open_together(data_dir, count):
         procs = [subprocess.Popen([sys.executable, "-c", OPEN_MNIST, url, str(data_dir), json.dumps(resources)],

@@ -20,7 +20,7 @@ LAYERS = {
     "resume": 4, "trial": 4, "packed_trial": 4,
     "sweep": 5,
     "report": 6, "results": 6,
-    "slurm": 7, "bench": 7,
+    "slurm": 7, "slurm_status": 7, "bench": 7,
 }
 
 

@@ -56,7 +56,7 @@ def test_bad_spaces_are_one_line_errors(grid, message):
 
 
 def test_spaces_need_random_search_and_grid_search_takes_no_num_samples():
-    with pytest.raises(ConfigError, match="grid.optimizer.lr: a search space needs tune.search: random"):
+    with pytest.raises(ConfigError, match="grid.optimizer.lr: a search space needs tune.search: random, optuna"):
         build_sweep({**BASE, "tune": {"search": "grid"}, "grid": {"optimizer.lr": {"loguniform": [1e-4, 0.1]}}})
     with pytest.raises(ConfigError, match="tune.num_samples: applies to tune.search: random"):
         build_sweep({**BASE, "tune": {"search": "grid", "num_samples": 4}, "grid": {"optimizer.lr": [0.1, 0.01]}})

@@ -4,9 +4,9 @@ starts one on localhost)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +17,7 @@ import pytest
 from harness import store
 from harness.config import load_sweep
 from harness.slurm import Job, main, render_script, sbatch_lines
+from slurm_cluster import needs_slurm
 
 REPO = Path(__file__).resolve().parent.parent
 SEP = "\x1f"
@@ -89,7 +90,17 @@ def run_script(text: str, fake_bin: Path, nodes: int, job_id: int = 1234, **env:
            "SLURM_JOB_ID": str(job_id), "SLURM_JOB_NODELIST": f"node[1-{nodes}]", **env}
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=30)
     calls = [line.split(SEP)[:-1] for line in log.read_text().splitlines()] if log.exists() else []
-    return proc.returncode, calls
+    return proc.returncode, [without_step_wrapper(c) for c in calls]
+
+
+def without_step_wrapper(call: list[str]) -> list[str]:
+    """An srun call with the script's `bash -c '...' ray-step` wrapper (the step ends itself, exit 0, on
+    the job's stop file) taken out: the command it runs."""
+    if call[:1] == ["srun"] and "ray-step" in call:
+        i = call.index("ray-step")
+        assert call[i - 3:i - 1] == ["bash", "-c"] and "STOP_FILE" in call[i - 1]
+        return call[:i - 3] + call[i + 1:]
+    return call
 
 
 def big_job(tmp_path: Path, **kw) -> Job:
@@ -122,6 +133,7 @@ def test_render_4_nodes_8_gpus_header(tmp_path):
         "#SBATCH --account=proj1",
         "#SBATCH --output=/shared/results/big/slurm/%j.out",
         "#SBATCH --open-mode=append",
+        "#SBATCH --signal=B:USR1@120",
     ]
     text = render_script(big_job(tmp_path))
     assert text.startswith("#!/bin/bash\n")
@@ -146,7 +158,8 @@ def test_render_4_nodes_8_gpus_commands(tmp_path, fake_bin):
     waits = [i for i, c in enumerate(calls) if c[:2] == ["python", "-c"] and "wait_for_nodes" in c[2]]
     joined = [re.search(r"wait_for_nodes\('10\.0\.0\.1:6613', (\d), 300, ", calls[i][2]).group(1) for i in waits]
     assert joined == ["1", "4"] and waits[-1] < calls.index(sweep)  # the sweep starts once all 4 joined
-    assert calls[-1] == ["rm", "-rf", "/tmp/ray_1234"]  # the job's Ray temp dir, on exit
+    # on exit: the job's Ray temp dir and the stop file that ended the Ray steps
+    assert calls[-1] == ["rm", "-rf", "/tmp/ray_1234", "/shared/results/big/slurm/.stop-1234"]
 
 
 def test_render_ports_differ_between_jobs(tmp_path, fake_bin):
@@ -194,7 +207,7 @@ def test_render_array(tmp_path, fake_bin):
     assert code == 0
     sweep = next(c for c in calls if c[1:3] == ["-m", "harness.sweep"])
     assert sweep[3:] == ["/shared/sweeps/big.yaml", "--results-dir", "/shared/results", "--no-report",
-                         "--shard", "2/4", "--address", "10.0.0.1:6615", "--resume"]
+                         "--claim", "--address", "10.0.0.1:6615", "--resume"]
 
 
 def test_script_exits_with_the_sweeps_status(tmp_path, fake_bin):
@@ -222,7 +235,7 @@ def test_cli_writes_script(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["missing.yaml", "--gpus-per-node", "0"], "no such file"),
+    (["missing.yaml"], "no such file"),
     (["{sweep}", "--gpus-per-node", "0", "--set", "optimizer.lrr=1"], "unknown key"),
     (["{sweep}", "--gpus-per-node", "0", "--nodes", "0"], "--nodes must be at least 1"),
     (["{sweep}", "--gpus-per-node", "-1"], "--gpus-per-node"),
@@ -247,15 +260,6 @@ def test_cli_bad_input(tmp_path, capsys, monkeypatch, args, message):
 # Real submissions (a SLURM cluster must be up: `bash .ci/start-slurm.sh` starts one on localhost)
 
 
-def slurm_running() -> bool:
-    if not shutil.which("sbatch") or not shutil.which("sinfo"):
-        return False
-    proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-    return proc.returncode == 0 and any(s.startswith(("idle", "mix", "alloc")) for s in proc.stdout.split())
-
-
-needs_slurm = pytest.mark.skipif(not slurm_running(),
-                                 reason="no SLURM cluster is running here (start one with bash .ci/start-slurm.sh)")
 
 
 def submit(args: list[str]) -> dict[str, str]:
@@ -312,6 +316,9 @@ def test_submit_ray_cluster_job(tmp_path):
     assert_results(results, sweep)
     log = (results / "slurm" / f"{ids['job']}.out").read_text()
     assert "1 node(s) alive" in log and "sweep exited with 0" in log
+    assert "srun: error" not in log and "Killed" not in log, log  # the Ray steps ended by themselves
+    steps = subprocess.run(["squeue", "-h", "-s", "-j", ids["job"]], capture_output=True, text=True).stdout
+    assert not steps.strip()  # no step left behind
 
 
 @pytest.mark.slow
@@ -326,3 +333,134 @@ def test_submit_array_job(tmp_path):
     logs = sorted(p.name for p in (results / "slurm").glob(f"{ids['job']}_*.out"))
     assert logs == [f"{ids['job']}_0.out", f"{ids['job']}_1.out"]
     assert (results / "report").is_dir()
+
+
+LONG = """\
+name: {name}
+dataset: {{name: synthetic, num_train: 6000, num_val: 256, num_test: 256, shape: [1, 8, 8], num_classes: 4}}
+model: {{arch: mlp, widths: [32]}}
+train: {{epochs: {epochs}, batch_size: 64}}
+health: {{enabled: false}}
+early_stopping: {{enabled: false}}
+resources: {{cpus_per_trial: 1, gpus_per_trial: 0, pack: "off"}}
+grid:
+  optimizer.lr: [0.1, 0.01, 0.001, 0.0001]
+"""
+
+
+def job_log(results: Path, job_id: str) -> str:
+    path = results / "slurm" / f"{job_id}.out"
+    return path.read_text() if path.exists() else ""
+
+
+def start_requeued_now(job_id: str, timeout: float = 120) -> None:
+    """SLURM holds a requeued batch job for 2 minutes (reason BeginTime); start it at once instead (the test
+    only saves that wait: the requeue itself is the job's)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reason = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%r"], capture_output=True, text=True).stdout
+        if reason.strip() == "BeginTime":
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+            return
+        time.sleep(1)
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_a_usr1_warning_requeues_the_job_and_no_trial_runs_twice(tmp_path):
+    """SLURM's warning before the time limit, sent by hand (`scancel --signal=USR1 --batch`) once trials
+    have checkpoints: the sweep stops its trials at once (exit 3), the job requeues itself, and on restart
+    the interrupted trials continue from their checkpoints: every trial once, every epoch once."""
+    path = tmp_path / "slurm-requeue.yaml"
+    path.write_text(LONG.format(name="slurm-requeue", epochs=20))
+    ids = submit([str(path), "--cpus-per-node", "2", "--results-dir", str(tmp_path / "results"), "--no-report",
+                  "--max-requeues", "2"])
+    results = tmp_path / "results" / "slurm-requeue"
+    try:
+        deadline = time.monotonic() + 180
+        while not any((results / "checkpoints").glob("*/last.pt")):  # trials under way, with a checkpoint
+            assert time.monotonic() < deadline, show_logs(results / "slurm")
+            time.sleep(1)
+        subprocess.run(["scancel", "--signal=USR1", "--batch", ids["job"]], check=True)
+        start_requeued_now(ids["job"])
+        wait_for([ids["job"]], results / "slurm", timeout=400)
+    finally:
+        subprocess.run(["scancel", ids["job"]])
+    log = job_log(results, ids["job"])
+    assert "received SIGUSR1" in log and "interrupted by SIGUSR1" in log and "sweep exited with 3" in log, log
+    assert "requeueing job" in log and "restart 1," in log and "sweep exited with 0" in log, log
+    assert_results(results, path)
+    epochs = store.read_table(results, "epochs")
+    assert (epochs.groupby("trial_id")["epoch"].apply(sorted).apply(list) == [list(range(1, 21))] * 4).all()
+    assert "srun: error" not in log and "Killed" not in log, log  # the Ray steps ended cleanly
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_status_and_cancel_of_a_submitted_sweep(tmp_path):
+    path = tmp_path / "slurm-status.yaml"
+    path.write_text(LONG.format(name="slurm-status", epochs=200))
+    ids = submit([str(path), "--cpus-per-node", "2", "--results-dir", str(tmp_path / "results"), "--no-report"])
+    try:
+        check_status_and_cancel(tmp_path / "results" / "slurm-status", ids["job"])
+    finally:
+        subprocess.run(["scancel", ids["job"]])
+
+
+def check_status_and_cancel(results: Path, job_id: str) -> None:
+    ids = {"job": job_id}
+    status = subprocess.run([sys.executable, "-m", "harness.slurm", "status", str(results)], capture_output=True,
+                            text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert re.search(rf"^{ids['job']}\s+sweep\s+(PENDING|RUNNING)", status.stdout, re.M), status.stdout
+    assert "trials: 0 done" in status.stdout and "(of 4)" in status.stdout
+    cancel = subprocess.run([sys.executable, "-m", "harness.slurm", "cancel", str(results)], capture_output=True,
+                            text=True, timeout=60)
+    assert cancel.returncode == 0 and f"cancelled job {ids['job']}" in cancel.stdout, cancel.stdout + cancel.stderr
+    deadline = time.monotonic() + 60
+    while "CANCELLED" not in (text := subprocess.run([sys.executable, "-m", "harness.slurm", "status", str(results)],
+                                                      capture_output=True, text=True).stdout):
+        assert time.monotonic() < deadline, text
+        time.sleep(2)
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_an_array_task_killed_has_its_trials_picked_up_by_the_others(tmp_path):
+    """Two array tasks claim trials one at a time; task 1 is killed outright (SIGKILL: no chance to drop its
+    claim). Once SLURM no longer lists it, task 0 releases the claim and runs that trial too, from its
+    checkpoint: every trial once, every epoch once."""
+    path = tmp_path / "slurm-claims.yaml"
+    path.write_text(LONG.format(name="slurm-claims", epochs=15).replace("[0.1, 0.01, 0.001, 0.0001]",
+                                                                      "[0.1, 0.03, 0.01, 0.003, 0.001]"))
+    ids = submit([str(path), "--array", "2", "--cpus-per-node", "1", "--results-dir", str(tmp_path / "results"),
+                  "--no-report"])
+    results = tmp_path / "results" / "slurm-claims"
+    task1 = f"{ids['job']}_1"
+    try:
+        deadline = time.monotonic() + 240
+        while True:  # both tasks hold a claim, and task 1's trial has a checkpoint
+            claims = [json.loads(p.read_text()) for p in (results / "claims").glob("*")] \
+                if (results / "claims").is_dir() else []
+            if len({c["job"] for c in claims}) == 2 and any((results / "checkpoints").glob("*/last.pt")):
+                break
+            assert time.monotonic() < deadline, show_logs(results / "slurm")
+            time.sleep(1)
+        subprocess.run(["scancel", "--full", "--signal=KILL", task1], check=True)
+        wait_for_gone([ids["job"]], results / "slurm", timeout=480)
+    finally:
+        subprocess.run(["scancel", ids["job"]])
+    log0 = (results / "slurm" / f"{ids['job']}_0.out").read_text()
+    assert "released 1 claim(s) of ended job(s)" in log0, log0
+    assert_results(results, path)
+    epochs = store.read_table(results, "epochs")
+    assert (epochs.groupby("trial_id")["epoch"].apply(sorted).apply(list) == [list(range(1, 16))] * 5).all()
+
+
+def wait_for_gone(job_ids: list[str], logs: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True,
+                         text=True).stdout.split():
+        if time.monotonic() > deadline:
+            pytest.fail(f"jobs {job_ids} still queued after {timeout} s\n{show_logs(logs)}")
+        time.sleep(2)

@@ -4,7 +4,10 @@ each a validated RunConfig with a stable id. `load_sweep(path, overrides) -> Swe
 
 An axis may be a search space instead of a list (harness.config.spaces: `{loguniform: [1e-4, 1e-1]}`);
 then `tune.search: random` draws `tune.num_samples` points (lists drawn from uniformly), each run over
-every seed, with ids such as `sample=3-lr=0.002154-seed=0`.
+every seed, with ids such as `sample=3-lr=0.002154-seed=0`. Under an adaptive search (optuna, hyperopt,
+bohb: harness.sweep.search) Tune's searcher chooses the points while the sweep runs: `Sweep.space` is
+what it searches (a list is a choice), `Sweep.trials_at(point, index)` makes a chosen point's trials,
+and `Sweep.trials` holds a random draw of the same size, for --dry-run and the checks before a run.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from harness.config.dotted import set_dotted
 from harness.config.errors import ConfigError, error
 from harness.config.naming import format_value, trial_id
 from harness.config.overrides import known_key, parse_override
-from harness.config.schema import RunConfig
+from harness.config.schema import ADAPTIVE_SEARCH, RunConfig
 from harness.config.spaces import Space, parse_space
 from harness.config.validate import validate_run
 from harness.config.yaml_file import read_yaml
@@ -45,12 +48,24 @@ class Sweep:
     grids: list[dict[str, list[Any]]]  # `grid:` as a list of mappings (one when the file has a mapping)
     seeds: list[int]
     trials: list[Trial] = field(default_factory=list)
-    sampled: bool = False  # the points were drawn from search spaces (search: random over spaces)
+    sampled: bool = False  # the points were drawn from search spaces (search: random over spaces, adaptive)
+    space: dict[str, Space] = field(default_factory=dict)  # adaptive search: what its searcher searches
+    where: str = "<config>"
+    set_keys: list[str] = field(default_factory=list)
 
     @property
     def config(self) -> RunConfig:
         """The first trial's config: settings shared by the whole sweep (name, resources, tune)."""
         return self.trials[0].config
+
+    @property
+    def adaptive(self) -> bool:
+        """Tune's searcher chooses the points as the sweep runs (harness.sweep.search)."""
+        return self.config.tune.search in ADAPTIVE_SEARCH
+
+    def trials_at(self, point: dict[str, Any], index: int) -> list[Trial]:
+        """The trials of sample `index` at `point` (one per seed), as the sweep file's own draws are made."""
+        return point_trials(self.base, point, self.seeds, f"sample={index}-", self.where, self.set_keys)
 
 
 def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[str] = ()) -> Sweep:
@@ -119,40 +134,56 @@ def build_sweep(raw: dict[str, Any], where: str = "<config>", overrides: list[st
 
     base = validate_run({**raw, "seed": seeds[0]}, where, set_keys)
     spaced = [(i, k) for i, g in enumerate(grids) for k, v in g.items() if isinstance(v, dict)]
-    if spaced and base.tune.search != "random":
+    adaptive = base.tune.search in ADAPTIVE_SEARCH
+    if spaced and base.tune.search == "grid":
         i, key = spaced[0]
         raise error(where, f"{f'grid[{i}]' if listed else 'grid'}.{key}",
-                    f"a search space needs tune.search: random (grid search runs lists of values); "
-                    f"tune.search is {base.tune.search}")
+                    f"a search space needs tune.search: random, {', '.join(ADAPTIVE_SEARCH)} (grid search runs "
+                    f"lists of values); tune.search is grid")
+    if adaptive and (listed or not grids[0]):
+        raise error(where, "grid", f"tune.search {base.tune.search} searches one grid mapping (axes of lists and "
+                                   f"spaces), not {'a list of grids' if listed else 'an empty grid'}")
     if base.tune.num_samples > 1 and base.tune.search == "grid":
         raise error(where, "tune.num_samples", "applies to tune.search: random (points drawn from the grid's "
                                                "lists and spaces); grid search runs every grid point")
-    sweep = Sweep(name=base.name, path=None, base=raw, grids=grids, seeds=seeds, sampled=bool(spaced))
+    sweep = Sweep(name=base.name, path=None, base=raw, grids=grids, seeds=seeds, sampled=bool(spaced) or adaptive,
+                  where=where, set_keys=set_keys)
+    if adaptive:
+        sweep.space = {k: parse_space(v) or Space("choice", tuple(v)) for k, v in grids[0].items()}
     rng = np.random.default_rng(seeds[0])  # search: random over spaces: the same draw on every --resume
     origin: dict[str, int] = {}  # trial id -> the grid it came from
     for i, g in enumerate(grids):
         axes = list(g)
-        spaced_grid = any(isinstance(v, dict) for v in g.values())
-        points = (sample_points(g, base.tune.num_samples, rng) if spaced_grid
+        drawn = adaptive or any(isinstance(v, dict) for v in g.values())
+        points = (sample_points(g, base.tune.num_samples, rng) if drawn
                   else [dict(zip(axes, combo)) for combo in itertools.product(*(g[k] for k in axes))])
         for point in points:
-            prefix = f"sample={len(origin) // len(seeds)}-" if spaced_grid else ""
-            tree = copy.deepcopy(raw)
-            for key, value in point.items():
-                set_dotted(tree, key, value)
-            for seed in seeds:
-                tree["seed"] = seed
-                tid = prefix + trial_id(point, seed)
-                if tid in origin:
-                    raise error(where, "grid", f"grid[{origin[tid]}] and grid[{i}] both give trial {tid}: "
-                                                f"make each grid's keys or values tell its trials apart")
-                origin[tid] = i
-                try:
-                    config = validate_run(tree, where, set_keys)
-                except ConfigError as err:
-                    raise ConfigError(f"{err} (in grid point {tid})") from None
-                sweep.trials.append(Trial(trial_id=tid, point={**point, "seed": seed}, config=config))
+            prefix = f"sample={len(origin) // len(seeds)}-" if drawn else ""
+            for trial in point_trials(raw, point, seeds, prefix, where, set_keys):
+                if trial.trial_id in origin:
+                    raise error(where, "grid", f"grid[{origin[trial.trial_id]}] and grid[{i}] both give trial "
+                                                f"{trial.trial_id}: make each grid's keys or values tell its trials apart")
+                origin[trial.trial_id] = i
+                sweep.trials.append(trial)
     return sweep
+
+
+def point_trials(raw: dict[str, Any], point: dict[str, Any], seeds: list[int], prefix: str, where: str,
+                 set_keys: list[str]) -> list[Trial]:
+    """One validated trial per seed at `point` of the base config `raw`, ids `<prefix><point>-seed=S`."""
+    tree = copy.deepcopy(raw)
+    for key, value in point.items():
+        set_dotted(tree, key, value)
+    trials = []
+    for seed in seeds:
+        tree["seed"] = seed
+        tid = prefix + trial_id(point, seed)
+        try:
+            config = validate_run(tree, where, set_keys)
+        except ConfigError as err:
+            raise ConfigError(f"{err} (in grid point {tid})") from None
+        trials.append(Trial(trial_id=tid, point={**point, "seed": seed}, config=config))
+    return trials
 
 
 def sample_points(grid: dict[str, Any], num_samples: int, rng: np.random.Generator) -> list[dict[str, Any]]:

@@ -332,13 +332,16 @@ class TrackingConfig(Section):
     wandb: Optional[WandbTracking] = None
 
 
+ADAPTIVE_SEARCH = ("optuna", "hyperopt", "bohb")  # Tune's searchers (harness.sweep.search): points chosen as trials end
+
+
 class TuneConfig(Section):
-    scheduler: Literal["none", "asha", "median_stopping"] = "none"
-    search: Literal["grid", "random"] = "grid"
-    num_samples: int = Field(1, ge=1)  # search: random: points drawn from the grid (lists and spaces), each x seeds
+    scheduler: Literal["none", "asha", "hyperband", "median_stopping"] = "none"
+    search: Literal["grid", "random", "optuna", "hyperopt", "bohb"] = "grid"
+    num_samples: int = Field(1, ge=1)  # random and adaptive search: configurations sampled, each x seeds
     metric: Optional[Literal["val_acc", "val_loss", "val_iou", "val_dice"]] = None  # None: val_acc, val_iou (segmentation)
     grace_period: int = Field(1, ge=1)  # asha, median_stopping (epochs before a trial can be stopped)
-    reduction_factor: int = Field(3, ge=2)  # asha
+    reduction_factor: int = Field(3, ge=2)  # asha, hyperband
 
 
 class RunConfig(Section):
@@ -378,6 +381,13 @@ class RunConfig(Section):
                 raise ValueError(
                     f"train.epochs is {self.train.epochs} but the scheduler's stages add up to {total} epochs"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _hyperband_pauses(self) -> "RunConfig":
+        if self.tune.scheduler == "hyperband" and self.resources.workers_per_trial > 1:
+            raise ValueError("tune.scheduler hyperband pauses and resumes trials, which data-parallel trials "
+                             "(resources.workers_per_trial > 1) cannot: use asha or median_stopping")
         return self
 
     @model_validator(mode="after")

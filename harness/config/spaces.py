@@ -45,6 +45,18 @@ class Space:
         low, high, q = self.args  # quniform
         return rounded(round(rng.uniform(low, high) / q) * q)
 
+    def cast(self, value: Any) -> Any:
+        """A value drawn elsewhere (a Tune searcher) as this space draws it: floats rounded (quniform to its
+        grid), integers as int, a choice as the listed value itself (searchers hand back numpy types)."""
+        if self.kind == "choice":
+            return next((a for a in self.args if a == value or str(a) == str(value)), value)
+        if self.kind == "randint":
+            return int(value)
+        if self.kind == "quniform":
+            low, high, q = self.args
+            return rounded(round(float(value) / q) * q)
+        return rounded(float(value))
+
     def describe(self) -> str:
         return f"{self.kind}{list(self.args)}"
 

@@ -8,6 +8,7 @@ seeded train/val split, device batching.
     spec.py          dataset_spec(cfg) -> (shape, classes), train_pool(cfg): from metadata, without loading
     loader.py        DeviceBatches: the split on the device as uint8, shuffled/sharded/normalized batches
     augment.py       batched on-device augmentation presets (none, standard, heavy, s4)
+    download.py      `python -m harness.data download SWEEP.yaml` (fetch a sweep's datasets), missing_datasets(trials)
 
     splits = load_dataset(cfg.dataset)           # Splits: uint8 NCHW tensors + int64 labels, on CPU
     batches = DeviceBatches(splits.train_x, splits.train_y, batch_size=128, device=dev, ...)

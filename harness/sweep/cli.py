@@ -7,7 +7,9 @@ of a machine or a cluster, with a live progress line, resume, shards, and a repo
 Each Tune trial is one `harness.trial.run_trial` (data-parallel over `resources.workers_per_trial`
 Ray Train workers when that is above 1). Results land in Parquet as trials finish, so a crash loses
 no finished trial; `--resume` skips finished trials and lets unfinished ones continue from their
-last epoch checkpoint. Exit codes: 0 done, 1 some trials failed, 2 bad input.
+last epoch checkpoint. Exit codes: 0 done, 1 some trials failed, 2 bad input, 3 stopped by SIGUSR1 or
+SIGTERM (SLURM's warning before the time limit, a preemption): running trials stopped at once and
+continue from their checkpoints on --resume (harness.slurm's job then requeues itself).
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from harness.config import ArgParser, ConfigError, Trial, load_sweep
 from harness.preflight import check_trials
 from harness.provenance import SWEEP_COPY
 from harness.resume import checkpoint_configs, plan_resume, stored_configs
+from harness.sweep.claims import run_claimed
 from harness.sweep.packs import member_cap_for, plan_packs, why_not_packed
+from harness.sweep.search import check_search, run_search
 from harness.sweep.select import parse_shard, random_subset, shard, smoke_overrides, smoke_trials
 from harness.sweep.tracking import Trackers, check_trackers, enabled
-from harness.sweep.tune import run_on_tune, sweep_metric
+from harness.sweep.tune import Interrupted, claim_batch, init_ray, run_on_tune, sweep_metric
 from harness.vocabulary import Status, format_seconds, lower_is_better
+
+INTERRUPTED = 3  # the exit code of a sweep stopped by SIGUSR1/SIGTERM (the sbatch script requeues on it)
 
 
 def dry_run_rows(trials: list[Trial], params: dict[str, int]) -> list[dict]:
@@ -100,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable); pins a grid axis")
     p.add_argument("--smoke", action="store_true", help="tiny data, one epoch, a few trials: an end-to-end check")
-    p.add_argument("--shard", help="I/N: run only trials i with i %% N == I (SLURM arrays)")
+    p.add_argument("--shard", help="I/N: run only trials i with i %% N == I")
+    p.add_argument("--claim", action="store_true",
+                   help="claim trials a batch at a time from the results folder, with other processes doing the "
+                        "same (SLURM array tasks: harness.sweep.claims)")
     p.add_argument("--no-report", action="store_true", help="do not write the report (live or at the end)")
     p.add_argument("--report-every", type=int, metavar="N",
                    help="rewrite RESULTS_DIR/report every N finished trials while the sweep runs (default: every "
@@ -111,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """The command; SIGUSR1 or SIGTERM at any time (SLURM's time-limit warning, a preemption) exits 3,
+    and while trials run stops them at once (harness.sweep.tune.catch_stop_signals)."""
+    import signal
+
+    def stop_now(signum, frame):
+        raise Interrupted(signal.Signals(signum).name, [])
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGUSR1, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, stop_now)
+    try:
+        return run_command(argv)
+    except Interrupted as stop:
+        print(f"\n{stop}", flush=True)
+        return INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_command(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         sweep = load_sweep(args.sweep, args.overrides)
@@ -119,12 +149,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         trials = sweep.trials
         cfg = sweep.config
         check_trackers(cfg.tracking)  # a tracker's package is missing: exit 2 before anything runs
+        if sweep.adaptive:
+            check_search(sweep, args.no_pack)  # the searcher's package is missing, ...: exit 2
+            if args.shard or args.claim:
+                raise ConfigError(f"--{'shard' if args.shard else 'claim'} splits a fixed list of trials; tune.search "
+                                  f"{cfg.tune.search} chooses them as it runs: run the sweep as one job")
         if cfg.tune.search == "random" and not sweep.sampled:  # lists only: a subset of the grid's points
             trials = random_subset(trials, cfg.tune.num_samples, sweep.seeds, seed=cfg.seed)
-        if args.smoke:
+        if args.smoke and not sweep.adaptive:
             trials = smoke_trials(trials)
         if args.shard:
             trials = shard(trials, *parse_shard(args.shard))
+        if args.shard and args.claim:
+            raise ConfigError("--shard and --claim are two ways to share a sweep: use one")
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent must be at least 1")
         if args.report_every is not None and args.report_every < 0:
@@ -136,7 +173,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(json.dumps(rows, indent=1, default=str))
             else:
                 print(f"{sweep.name}: {len(trials)} trials")
-                print(packing_line(trials, args.no_pack))
+                if sweep.adaptive:
+                    reason = why_not_packed(cfg, args.no_pack, seeds_only=True)
+                    print(f"tune.search {cfg.tune.search} chooses the {cfg.tune.num_samples} configurations as the sweep "
+                          f"runs, each over {len(sweep.seeds)} seed(s) "
+                          f"({'one pack' if reason is None else f'one after another: {reason}'}); "
+                          f"a random draw of the same size:")
+                else:
+                    print(packing_line(trials, args.no_pack))
                 for r in rows:
                     print(f"  {r['trial_id']}  ({r['model.arch']}, {r['params']:,} params)")
             return 0
@@ -156,6 +200,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     # every writer (Ray workers, finalize, shards) gets the trials schema of the whole sweep before any
     # trial writes; a resume starts from compacted files (and repairs an interrupted compaction)
     store.write_schema(results_dir, [t.config for t in sweep.trials])
+    if sweep.adaptive:
+        return run_adaptive(args, sweep, results_dir)
     store.compact(results_dir, [t.trial_id for t in trials])
     try:
         plan = plan_resume(trials, stored_configs(results_dir), checkpoint_configs(results_dir),
@@ -175,12 +221,48 @@ def main(argv: Optional[list[str]] = None) -> int:
           flush=True)
     if pending:
         save_sweep_file(args.sweep, results_dir)
+
+    def run(listen):
+        def run_trials(batch: list[Trial]) -> dict[str, str]:
+            return run_on_tune(batch, results_dir, address=args.address, max_concurrent=args.max_concurrent,
+                               no_pack=args.no_pack, on_finished=listen)
+
+        if not pending:
+            return {}
+        if not args.claim:
+            return run_trials(pending)
+        init_ray(args.address)
+        return run_claimed(pending, results_dir, claim_batch(cfg, args.no_pack), run_trials,
+                           say=lambda text: print(text, flush=True))
+
+    return run_and_report(args, sweep, results_dir, len(pending), run, compact_ids=[t.trial_id for t in trials])
+
+
+def run_adaptive(args, sweep, results_dir: Path) -> int:
+    """An adaptive search (harness.sweep.search): Tune's searcher picks the configurations as it runs,
+    continuing (--resume) what results_dir holds."""
+    cfg = sweep.config
+    store.compact(results_dir)
+    print(f"sweep {sweep.name}: tune.search {cfg.tune.search}, {cfg.tune.num_samples} configurations x "
+          f"{len(sweep.seeds)} seed(s) -> {results_dir}/", flush=True)
+    save_sweep_file(args.sweep, results_dir)
+    return run_and_report(args, sweep, results_dir, cfg.tune.num_samples * len(sweep.seeds),
+                          lambda listen: run_search(sweep, results_dir, address=args.address,
+                                                    max_concurrent=args.max_concurrent, no_pack=args.no_pack,
+                                                    on_finished=listen),
+                          compact_ids=None)
+
+
+def run_and_report(args, sweep, results_dir: Path, pending: int, run, compact_ids) -> int:
+    """Run (`run(on_finished)` -> trial_id -> status) with the live report and trackers listening, then
+    compact, print the summary and the top of the leaderboard, and write the report. The exit code."""
+    cfg = sweep.config
     started = time.time()
     live = None
     if pending and not args.no_report and args.report_every != 0:
         from harness.report.live import LiveReport  # imports the report (matplotlib) only in its thread
 
-        live = LiveReport(results_dir, len(pending), args.report_every)
+        live = LiveReport(results_dir, pending, args.report_every)
         print(f"live report: {results_dir / 'report' / 'index.html'} (rewritten every {live.every} finished "
               f"trials{'' if args.report_every else ', at least 30 s apart'})", flush=True)
     trackers = Trackers(cfg.tracking, results_dir, sweep.name) if pending and enabled(cfg.tracking) else None
@@ -191,14 +273,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             listen(trial_ids)
 
     try:
-        statuses = run_on_tune(pending, results_dir, address=args.address, max_concurrent=args.max_concurrent,
-                               no_pack=args.no_pack, on_finished=on_finished if listeners else None) if pending else {}
+        statuses = run(on_finished if listeners else None)
+    except Interrupted:  # SLURM's time-limit warning or a preemption: exit soon (main), resumable
+        store.compact(results_dir, compact_ids)
+        raise
     finally:
         if live is not None:
             live.close()
         if trackers is not None:
             trackers.close()  # sends trials whose row finalize wrote, flushes
-    store.compact(results_dir, [t.trial_id for t in trials])  # finished: one file per table (this run's trials only)
+    store.compact(results_dir, compact_ids)  # finished: one file per table (this run's trials only)
 
     counts: dict[str, int] = {}
     for s in statuses.values():

@@ -8,8 +8,9 @@ which keys are which.
 
 Packing is off (every trial its own program) with `resources.pack: off` or `--no-pack`, and for
 trials a pack cannot run: data-parallel (`workers_per_trial` > 1), `train.compile`, fp16 (one
-gradient scaler would skip every member's step for one member's overflow), tasks other than
-classification, and sweeps under a Tune scheduler (it stops Tune trials, and a pack is one Tune trial).
+gradient scaler would skip every member's step for one member's overflow), and tasks other than
+classification. Under a Tune scheduler a pack holds one configuration's seeds only: the scheduler stops a
+Tune trial, a pack is one, and it ranks the seeds' mean (so it stops a configuration, never a lucky seed).
 
     units = plan_packs(trials, slots=2)   # [[trial, ...], ...]: a list of one trial runs alone
 """
@@ -38,16 +39,23 @@ def pack_key(cfg) -> str:
     return json.dumps({k: v for k, v in cfg.flat().items() if not _member_key(k)}, sort_keys=True, default=str)
 
 
-def why_not_packed(cfg, no_pack: bool = False) -> Optional[str]:
-    """Why the trials of this config run one by one (None: they can be packed)."""
+def configuration_key(cfg) -> str:
+    """Trials with equal keys are one configuration's seeds."""
+    return json.dumps({k: v for k, v in cfg.flat().items() if k not in ("seed", "name", "description")},
+                      sort_keys=True, default=str)
+
+
+def why_not_packed(cfg, no_pack: bool = False, seeds_only: bool = False) -> Optional[str]:
+    """Why the trials of this config run one by one (None: they can be packed). `seeds_only`: a pack of
+    one configuration's seeds (adaptive search), which a scheduler may stop together."""
     if no_pack:
         return "--no-pack"
     if cfg.resources.pack == "off":
         return "resources.pack is off"
     if cfg.resources.pack == 1:
         return "resources.pack is 1"
-    if cfg.tune.scheduler != "none":
-        return f"tune.scheduler {cfg.tune.scheduler} stops Tune trials one by one"
+    if cfg.tune.scheduler != "none" and not seeds_only:
+        return f"under tune.scheduler {cfg.tune.scheduler} a pack holds one configuration's seeds"
     if cfg.resources.workers_per_trial > 1:
         return "data-parallel trials"
     if cfg.train.compile:
@@ -61,7 +69,8 @@ def why_not_packed(cfg, no_pack: bool = False) -> Optional[str]:
 
 def plan_packs(trials: Sequence[Trial], slots: int = 1, member_cap: Optional[Callable[[Trial], int]] = None,
                no_pack: bool = False) -> list[list[Trial]]:
-    """The sweep's units of work, in grid order: packs of trials with equal `pack_key`, each at most
+    """The sweep's units of work, in grid order: packs of trials with equal `pack_key` (under a scheduler:
+    equal `configuration_key`), each at most
     resources.pack members when that is an integer, else `member_cap(trial)` (what the device's memory
     holds) and AUTO_CAP, split further so that there are at least `slots` units (every CPU or GPU
     share busy) as long as trials allow. Trials that cannot be packed are units of one. Members are
@@ -69,10 +78,11 @@ def plan_packs(trials: Sequence[Trial], slots: int = 1, member_cap: Optional[Cal
     groups: dict[str, list[Trial]] = {}
     units: list[list[Trial]] = []
     for t in trials:
-        if why_not_packed(t.config, no_pack):
+        scheduled = t.config.tune.scheduler != "none"  # a pack: one configuration's seeds (the docstring above)
+        if why_not_packed(t.config, no_pack, seeds_only=scheduled):
             units.append([t])
         else:
-            groups.setdefault(pack_key(t.config), []).append(t)
+            groups.setdefault(configuration_key(t.config) if scheduled else pack_key(t.config), []).append(t)
     for members in groups.values():
         setting = members[0].config.resources.pack
         size = setting if isinstance(setting, int) else min(AUTO_CAP, (member_cap and member_cap(members[0])) or AUTO_CAP)

@@ -19,6 +19,8 @@ def smoke_overrides(sweep: Sweep) -> list[str]:
         out += [f"dataset.num_train={min(cfg.dataset.num_train, 256)}", f"dataset.num_test={min(cfg.dataset.num_test, 128)}"]
         if cfg.dataset.num_val:
             out.append(f"dataset.num_val={min(cfg.dataset.num_val, 128)}")
+    if sweep.adaptive:  # Tune's searcher samples while the sweep runs: two configurations
+        out.append(f"tune.num_samples={min(cfg.tune.num_samples, 2)}")
     staged = [t.config.scheduler for t in sweep.trials if t.config.scheduler.name == "staged"]
     if staged:
         out.append(f"scheduler.stages={json.dumps([{'epochs': 1, 'lr': staged[0].stages[0].lr}])}")

@@ -47,6 +47,22 @@ def tune_metrics(row: dict) -> dict:
     return {k: row[k] for k in keep if k in row}
 
 
+def report(metrics: dict, cfg) -> None:
+    """Tell Tune one epoch's metrics. Under HyperBand, with a checkpoint: Tune pauses a trial only when
+    it has one, and restarts it later from it. That checkpoint is a marker (the epoch): the trial's state
+    is the harness's own epoch checkpoint (results/checkpoints/<id>), which a restarted trial resumes from."""
+    from ray import tune
+
+    if cfg.tune.scheduler != "hyperband":
+        tune.report(metrics)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "epoch.json").write_text(json.dumps({"epoch": metrics.get("epoch")}))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
 def run_with_retries(trial: Trial, results_dir: str, max_retries: int, on_epoch=None, accelerator=None):
     """Run a trial; when it fails, run it again (at most `max_retries` times more), continuing from its
     last epoch checkpoint: a failed trial keeps its checkpoint. Returns the last outcome."""
@@ -76,15 +92,20 @@ def run_pack_with_retries(unit: list[Trial], results_dir: str, max_retries: int,
     return [outcomes[t.trial_id] for t in unit if t.trial_id in outcomes]
 
 
-def pack_report(closed: list, metric: str) -> dict:
-    """What one pack epoch tells Tune: the epoch, the metrics of the member best on the sweep's `metric` (a
-    scheduler ranks the pack by them), and each member's (metrics, status) for the progress line."""
+def pack_report(closed: list, metric: str, seeds_mean: bool = False) -> dict:
+    """What one pack epoch tells Tune: the epoch, the metrics of the member best on the sweep's `metric`,
+    and each member's (metrics, status) for the progress line. `seeds_mean` (a pack of one configuration's
+    seeds, under a scheduler): `metric` is the members' mean, which the scheduler ranks the pack by."""
     rows = [row for _, row, _ in closed]
     pick = min if direction(metric) == "min" else max
     best = pick(rows, key=lambda r: r[metric] if math.isfinite(r.get(metric, math.nan)) else
                 (math.inf if pick is min else -math.inf))
     members = {tid: {"status": str(v.status) if v.stop else "", **tune_metrics(row)} for tid, row, v in closed}
-    return {**tune_metrics(best), MEMBERS: json.dumps(members)}
+    out = {**tune_metrics(best), MEMBERS: json.dumps(members)}
+    if seeds_mean:
+        values = [r[metric] for r in rows if math.isfinite(r.get(metric, math.nan))]
+        out[metric] = sum(values) / len(values) if values else math.nan
+    return out
 
 
 def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, backend: str):
@@ -92,16 +113,16 @@ def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, 
     asked). Every epoch is reported to Tune as it ends; a trial's status is read from its Parquet row."""
 
     def trainable(tune_config: dict) -> None:
-        from ray import tune
-
         unit = units[tune_config["trial_id"]]
         trial = unit[0]
+        cfg = trial.config
         if len(unit) > 1:
-            run_pack_with_retries(unit, results_dir, trial.config.resources.max_retries,
-                                  on_pack_epoch=lambda closed: tune.report(pack_report(closed, sweep_metric(trial.config))))
+            run_pack_with_retries(unit, results_dir, cfg.resources.max_retries,
+                                  on_pack_epoch=lambda closed: report(pack_report(
+                                      closed, sweep_metric(cfg), seeds_mean=cfg.tune.scheduler != "none"), cfg))
         elif workers <= 1:
-            run_with_retries(trial, results_dir, trial.config.resources.max_retries,
-                             on_epoch=lambda row, _: tune.report(tune_metrics(row)))
+            run_with_retries(trial, results_dir, cfg.resources.max_retries,
+                             on_epoch=lambda row, _: report(tune_metrics(row), cfg))
         else:
             _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
 
@@ -144,32 +165,39 @@ def recorded_status(results_dir: Path, trial_id: str) -> Optional[str]:
         return None
 
 
-def _make_callback(progress: Progress, results_dir: Path, units: dict,
+def make_callback(progress: Progress, results_dir: Path, unit_of: Callable[[dict], tuple[str, list[Trial]]],
                    on_finished: Optional[Callable[[list[str]], None]] = None):
     """A Tune callback that keeps the progress line, and calls `on_finished(trial_ids)` in the driver as
-    trials finish (their rows are written then, except a trial a scheduler stopped: finalize writes it)."""
+    trials finish (their rows are written then, except a trial a scheduler stopped: finalize writes it).
+    `unit_of(tune_config)` names a Tune trial's unit of work and gives its trials."""
     from ray import tune
 
     class ProgressCallback(tune.Callback):
+        def setup(self, **info):
+            catch_stop_signals(progress)
+
         def on_trial_start(self, iteration, trials, trial, **info):
-            progress.unit_started(trial.config["trial_id"])
-            for t in units[trial.config["trial_id"]]:
-                progress.start(t.trial_id)
+            unit, members = unit_of(trial.config)
+            progress.unit_started(unit)
+            for t in members:
+                if t.trial_id not in progress.done:
+                    progress.start(t.trial_id)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            progress.result(trial.config["trial_id"], result)
+            progress.result(unit_of(trial.config)[0], result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             # a trial that ended by itself wrote its row; one a scheduler stopped has none yet (finalize)
-            ended(trial.config["trial_id"], Status.EARLY_STOPPED)
+            ended(trial.config, Status.EARLY_STOPPED)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            ended(trial.config["trial_id"], Status.FAILED)
+            ended(trial.config, Status.FAILED)
 
-    def ended(unit: str, without_row: str) -> None:
+    def ended(config: dict, without_row: str) -> None:
         """A Tune trial ended: each of its trials not yet counted finishes with its row's status."""
+        unit, members = unit_of(config)
         progress.unit_ended(unit)
-        finished = [t.trial_id for t in units[unit] if t.trial_id not in progress.done]
+        finished = [t.trial_id for t in members if t.trial_id not in progress.done]
         for tid in finished:
             progress.finish(tid, recorded_status(results_dir, tid) or without_row)
         if on_finished is not None and finished:
@@ -179,6 +207,74 @@ def _make_callback(progress: Progress, results_dir: Path, units: dict,
                 print(f"warning: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
 
     return ProgressCallback()
+
+
+class Interrupted(Exception):
+    """The sweep was told to stop (SIGUSR1: SLURM's warning before the time limit; SIGTERM: a preemption):
+    its running trials were stopped at once and keep their last epoch checkpoint and no row, so that a
+    --resume continues them."""
+
+    def __init__(self, signal_name: str, left: list[str]):
+        super().__init__(f"interrupted by {signal_name}: {len(left)} trial(s) left, which continue from their "
+                         f"checkpoints on --resume")
+        self.signal_name, self.left = signal_name, left
+
+
+def catch_stop_signals(progress: Progress) -> None:
+    """In the driver, while Tune runs: SIGUSR1 and SIGTERM end the run at once, through Tune's own SIGUSR1
+    handler (it stops every trial and returns from fit), and are noted on `progress` (run_on_tune then
+    raises Interrupted instead of giving unfinished trials a row). Tune installs its handler before it
+    sets up callbacks; this wraps it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    tune_stop = signal.getsignal(signal.SIGUSR1)
+
+    def stop(signum, frame):
+        progress.interrupted = signal.Signals(signum).name
+        if callable(tune_stop):
+            tune_stop(signal.SIGUSR1, frame)
+
+    signal.signal(signal.SIGUSR1, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def fit(tuner, progress: Progress, trials: Callable[[], list[Trial]] | list[Trial]):
+    """tuner.fit(), with the driver's stop-signal handlers put back and the progress line closed after;
+    raises Interrupted when a stop signal ended it (`trials`: the sweep's, or a function giving them)."""
+    handlers = stop_signal_handlers()
+    try:
+        grid = tuner.fit()
+    finally:
+        progress.close()
+        restore_stop_signals(handlers)
+    check_interrupted(progress, trials() if callable(trials) else trials)
+    return grid
+
+
+def stop_signal_handlers() -> dict:
+    """The driver's SIGUSR1/SIGTERM handlers before Tune's run (Tune replaces SIGUSR1's and never puts it
+    back): restore_stop_signals puts them back."""
+    import signal
+
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGUSR1, signal.SIGTERM)}
+
+
+def restore_stop_signals(handlers: dict) -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def check_interrupted(progress: Progress, trials: list[Trial]) -> None:
+    """Raise Interrupted when a stop signal ended the run (harness.sweep.tune.catch_stop_signals)."""
+    if progress.interrupted:
+        raise Interrupted(progress.interrupted, [t.trial_id for t in trials if t.trial_id not in progress.done])
 
 
 def make_scheduler(cfg):
@@ -192,6 +288,12 @@ def make_scheduler(cfg):
         return schedulers.ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=cfg.train.epochs,
                                         grace_period=cfg.tune.grace_period,
                                         reduction_factor=cfg.tune.reduction_factor, stop_last_trials=False)
+    if cfg.tune.scheduler == "hyperband":
+        # synchronous HyperBand pauses trials and resumes them from their checkpoints (report());
+        # with search: bohb, the variant BOHB's searcher is made for
+        kind = schedulers.HyperBandForBOHB if cfg.tune.search == "bohb" else schedulers.HyperBandScheduler
+        return kind(time_attr="epoch", metric=metric, mode=mode, max_t=cfg.train.epochs,
+                    reduction_factor=cfg.tune.reduction_factor, stop_last_trials=False)
     if cfg.tune.scheduler == "median_stopping":
         return schedulers.MedianStoppingRule(time_attr="epoch", metric=metric, mode=mode,
                                              grace_period=cfg.tune.grace_period, min_samples_required=3)
@@ -283,16 +385,11 @@ def _free_memory() -> float:
     return float(psutil.virtual_memory().available)
 
 
-def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str] = None,
-                max_concurrent: Optional[int] = None, stream=None, no_pack: bool = False,
-                on_finished: Optional[Callable[[list[str]], None]] = None) -> dict[str, str]:
-    """Run `trials` as Tune trials, packed where they can be; returns trial_id -> status for every trial
-    (from the Parquet). `on_finished(trial_ids)` runs in the driver as trials finish (a live report)."""
+def placement(cfg) -> tuple[float, bool]:
+    """GPUs per trial on the Ray cluster (resources.gpus_per_trial; 1 where the cluster has GPUs when unset)
+    and whether they are CUDA devices, with a warning for each setting the cluster cannot honour."""
     import ray
-    from ray import tune
 
-    cfg = trials[0].config
-    init_ray(address)
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     gpus = cfg.resources.gpus_per_trial
     if gpus is None:
@@ -308,6 +405,55 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
     if cfg.train.precision == "fp16" and not cuda:
         print("warning: train.precision fp16 needs a CUDA GPU: on the CPU trials train in fp32 and record "
               "precision 'no' (bf16 runs on the CPU)", file=sys.stderr, flush=True)
+    return gpus, cuda
+
+
+def claim_batch(cfg, no_pack: bool = False) -> int:
+    """How many trials a process sharing a sweep by claims (harness.sweep.claims) takes at a time: one per
+    trial slot of its Ray cluster, eight per slot where trials pack."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = cfg.resources.gpus_per_trial
+    if gpus and resources.get("GPU", 0):
+        slots = resources["GPU"] / gpus
+    else:
+        slots = resources.get("CPU", 1) / (cfg.resources.cpus_per_trial * cfg.resources.workers_per_trial)
+    return max(1, int(slots)) * (1 if why_not_packed(cfg, no_pack) else 8)
+
+
+def trial_resources(cfg, gpus: float) -> dict:
+    """What one Tune trial asks for: a trial's CPUs and GPUs, or (data-parallel) almost nothing: its driver
+    function is light, and Ray Train asks for each worker's resources."""
+    if cfg.resources.workers_per_trial > 1:
+        return {"cpu": 0.01}
+    return {"cpu": cfg.resources.cpus_per_trial, "gpu": gpus}
+
+
+def run_config(cfg, results_dir: Path, callback):
+    """Tune's RunConfig for a sweep: storage under RESULTS_DIR/_ray, the progress callback, retries."""
+    from ray import tune
+
+    return tune.RunConfig(
+        name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+        storage_path=str((results_dir / "_ray").resolve()),
+        verbose=0, callbacks=[callback],
+        # a trial whose worker died (out of memory, a lost node) starts again from its checkpoint
+        failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # hyperband's markers (report())
+    )
+
+
+def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str] = None,
+                max_concurrent: Optional[int] = None, stream=None, no_pack: bool = False,
+                on_finished: Optional[Callable[[list[str]], None]] = None) -> dict[str, str]:
+    """Run `trials` as Tune trials, packed where they can be; returns trial_id -> status for every trial
+    (from the Parquet). `on_finished(trial_ids)` runs in the driver as trials finish (a live report)."""
+    from ray import tune
+
+    cfg = trials[0].config
+    init_ray(address)
+    gpus, cuda = placement(cfg)
     workers = cfg.resources.workers_per_trial
     units = {pack_id(u): u for u in plan_units(trials, gpus, no_pack)}
     packed = [u for u in units.values() if len(u) > 1]
@@ -319,11 +465,7 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
     # data-parallel trials: NCCL between CUDA devices, gloo otherwise (logical GPUs, CPUs)
     trainable = _tune_trainable(units, str(results_dir.resolve()), workers, use_gpu=gpus > 0,
                                 backend="nccl" if cuda else "gloo")
-    if workers > 1:
-        # the driver function itself is light: Ray Train asks for each worker's resources
-        resources = {"cpu": 0.01}
-    else:
-        resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": gpus}
+    resources = trial_resources(cfg, gpus)
     trainable = tune.with_resources(trainable, resources)
 
     scheduler = make_scheduler(cfg)
@@ -337,18 +479,10 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
                                     # `python -m harness.bench --ray`); every trial seeds itself and builds a
                                     # fresh Accelerator
                                     scheduler=scheduler, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
-            storage_path=str((results_dir / "_ray").resolve()),
-            verbose=0, callbacks=[_make_callback(progress, results_dir, units, on_finished)],
-            # a trial whose worker died (out of memory, a lost node) starts again from its checkpoint
-            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
-        ),
+        run_config=run_config(cfg, results_dir, make_callback(
+            progress, results_dir, lambda config: (config["trial_id"], units[config["trial_id"]]), on_finished)),
     )
-    try:
-        grid = tuner.fit()
-    finally:
-        progress.close()
+    grid = fit(tuner, progress, trials)
     unit_word = "program(s)" if packed else "trial(s)"
     print(f"at most {progress.peak_units} {unit_word} ran at once ({resources_text(resources, workers)} each)", flush=True)
     errors = {}
