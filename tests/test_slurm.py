@@ -245,6 +245,8 @@ def test_cli_writes_script(tmp_path, capsys):
     (["{sweep}", "--gpus-per-node", "0", "--ray-args=--x 'y"], "--ray-args"),
     (["{sweep}", "--gpus-per-node", "0", "--workdir", "/no/such/dir"], "no such directory"),
     (["{sweep}", "--gpus-per-node", "0", "--submit"], "sbatch not found"),
+    (["{sweep}", "--max-requeues", "-1"], "--max-requeues must be 0 or more"),
+    (["{sweep}", "--signal-before", "0"], "--signal-before must be at least 1 second"),
 ])
 def test_cli_bad_input(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
@@ -254,6 +256,22 @@ def test_cli_bad_input(tmp_path, capsys, monkeypatch, args, message):
     assert code == 2
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_submit_refuses_a_sweep_whose_dataset_is_not_on_disk(tmp_path, capsys, monkeypatch):
+    """Compute nodes may have no internet: --submit checks the files first (harness.data.download)."""
+    (tmp_path / "sbatch").write_text("#!/bin/bash\necho called >> \"$(dirname \"$0\")/called\"\n")
+    (tmp_path / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    sweep = tmp_path / "cifar.yaml"
+    sweep.write_text(TINY.format(name="needs-cifar").replace(
+        "dataset: {name: synthetic, num_train: 64, num_val: 32, num_test: 32, shape: [1, 8, 8], num_classes: 2}",
+        f"dataset: {{name: cifar10, data_dir: {tmp_path / 'data'}}}").replace("arch: mlp, widths: [16]", "arch: mlp"))
+    code = main([str(sweep), "--results-dir", str(tmp_path / "r"), "--submit"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "these datasets are not on disk: cifar10 in" in err and "python -m harness.data download" in err
+    assert not (tmp_path / "called").exists()  # nothing submitted
 
 
 # --------------------------------------------------------------------------------------------------
