@@ -158,10 +158,10 @@ def run_command(argv: Optional[list[str]] = None) -> int:
             trials = random_subset(trials, cfg.tune.num_samples, sweep.seeds, seed=cfg.seed)
         if args.smoke and not sweep.adaptive:
             trials = smoke_trials(trials)
-        if args.shard:
-            trials = shard(trials, *parse_shard(args.shard))
         if args.shard and args.claim:
             raise ConfigError("--shard and --claim are two ways to share a sweep: use one")
+        if args.shard:
+            trials = shard(trials, *parse_shard(args.shard))
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent must be at least 1")
         if args.report_every is not None and args.report_every < 0:

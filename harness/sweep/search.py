@@ -51,7 +51,7 @@ from harness.sweep.tune import (
     trial_resources,
     tune_metrics,
 )
-from harness.vocabulary import Status, direction
+from harness.vocabulary import FINISHED, Status, direction
 
 OBJECTIVE = "objective"  # what the searcher optimizes: the seeds' mean of their best metric so far
 SAMPLE = "sample"  # the sample's index, in the Tune config beside the searched values
@@ -212,13 +212,20 @@ class Objective:
         return sum(self.best.values()) / len(self.best) if self.best else math.nan
 
 
-def _stored_bests(results_dir: Path, unit: list[Trial], metric: str) -> dict[str, float]:
-    """best_<metric> of the unit's trials that finished in an earlier run."""
+def _earlier_rows(results_dir: Path, unit: list[Trial]):
+    """The trials rows of the unit's trials that finished (failed included) in an earlier run."""
     rows = store.read_table(results_dir, "trials")
+    if rows.empty:
+        return rows
+    return rows[rows["trial_id"].isin([t.trial_id for t in unit]) & rows["status"].isin(FINISHED)]
+
+
+def _bests(rows, metric: str) -> dict[str, float]:
+    """best_<metric> of each trial of `rows` that did not fail."""
     if rows.empty or f"best_{metric}" not in rows:
         return {}
-    mine = rows[rows["trial_id"].isin([t.trial_id for t in unit]) & (rows["status"] != Status.FAILED)]
-    return dict(zip(mine["trial_id"], mine[f"best_{metric}"]))
+    ok = rows[rows["status"] != Status.FAILED]
+    return dict(zip(ok["trial_id"], ok[f"best_{metric}"]))
 
 
 def _search_trainable(sweep: Sweep, results_dir: str, packed: bool):
@@ -229,7 +236,8 @@ def _search_trainable(sweep: Sweep, results_dir: str, packed: bool):
         cfg = sweep.config
         metric = sweep_metric(cfg)
         unit = sweep.trials_at({k: tune_config[k] for k in sweep.space}, tune_config[SAMPLE])
-        objective = Objective(metric, _stored_bests(Path(results_dir), unit, metric))
+        earlier = _earlier_rows(Path(results_dir), unit)  # a continued sample: its seeds that ran already
+        objective = Objective(metric, _bests(earlier, metric))
         sent = []
 
         def send(metrics: dict) -> None:
@@ -245,7 +253,7 @@ def _search_trainable(sweep: Sweep, results_dir: str, packed: bool):
             objective.see(trial.trial_id, row)
             send(tune_metrics(row))
 
-        finished = store.finished_trial_ids(results_dir)  # a continued sample: its seeds that ran already
+        finished = set(earlier["trial_id"]) if not earlier.empty else set()
         todo = [t for t in unit if t.trial_id not in finished]
         if packed and len(todo) > 1:
             run_pack_with_retries(todo, results_dir, cfg.resources.max_retries, on_pack_epoch=pack_epoch)
@@ -254,7 +262,6 @@ def _search_trainable(sweep: Sweep, results_dir: str, packed: bool):
                 run_with_retries(trial, results_dir, cfg.resources.max_retries,
                                  on_epoch=lambda row, _, t=trial: trial_epoch(t, row))
         if not sent:  # every seed had finished already: tell the searcher what they scored
-            objective = Objective(metric, _stored_bests(Path(results_dir), unit, metric))
             send({"epoch": cfg.train.epochs})
 
     return trainable
