@@ -378,6 +378,9 @@ def start_requeued_now(job_id: str, timeout: float = 120) -> None:
     while time.monotonic() < deadline:
         reason = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%r"], capture_output=True, text=True).stdout
         if reason.strip() == "BeginTime":
+            # not in the same instant: a job started while its previous run is still being cleaned up on the
+            # node can fail to launch (seen once in CI: restarted with RunTime 0, exit 1, no log line)
+            time.sleep(10)
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
             return
         time.sleep(1)
