@@ -24,12 +24,14 @@ from accelerate.utils import set_seed
 from harness import store
 from harness.config import Trial
 from harness.data import load_dataset
+from harness.engine.checkpoint import checkpoint_dir, stopped_mark
 from harness.engine.device import make_accelerator, peak_memory_mb, reset_peak_memory, sync
-from harness.engine.loop import SAMPLES, evaluate
+from harness.engine.loop import SAMPLES, STEPS, evaluate
 from harness.engine.pack import PackedModel
 from harness.engine.pack_loop import PackBatches, evaluate_pack, member_counts, train_pack_epoch
 from harness.engine.pack_optim import PackOptimizer
 from harness.engine.progress import TrialProgress
+from harness.engine.stop import StopRequest, TrialInterrupted
 from harness.models import count_params
 from harness.schedulers import create_scheduler
 from harness.tasks import create_task
@@ -46,10 +48,12 @@ PackEpochCallback = Callable[[list], None]
 
 def run_pack(trials: Sequence[Trial], results_dir: Optional[str | Path] = None, pack_id: str = "pack",
              on_epoch: Optional[MemberEpochCallback] = None, accelerator=None, attempt: int = 1,
-             rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None) -> list[TrialOutcome]:
+             rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None,
+             stop: Optional[StopRequest] = None) -> list[TrialOutcome]:
     """Train `trials` as one pack and write each member's rows under results_dir as it finishes (a member
     that stops early is written then, not when the pack ends); one outcome per trial, in order. An
-    exception in the pack fails the members still running (each keeps its checkpoint)."""
+    exception in the pack fails the members still running (each keeps its checkpoint). `stop`: as
+    harness.trial.run_trial's (the members still training save mid-epoch; TrialInterrupted names them)."""
     trials = list(trials)
     accelerator = accelerator or make_accelerator(trials[0].config.train.precision)
     results_dir = None if results_dir is None else Path(results_dir)
@@ -67,7 +71,7 @@ def run_pack(trials: Sequence[Trial], results_dir: Optional[str | Path] = None, 
         finished[outcome.trial_id] = outcome
 
     try:
-        train_pack(trials, results_dir, accelerator, on_epoch, bases, rule, on_pack_epoch, finish)
+        train_pack(trials, results_dir, accelerator, on_epoch, bases, rule, on_pack_epoch, finish, stop)
     except Exception as err:  # noqa: BLE001 - recorded per member, never fatal to the sweep
         for base, trial in zip(bases, trials):
             if trial.trial_id not in finished:
@@ -77,7 +81,7 @@ def run_pack(trials: Sequence[Trial], results_dir: Optional[str | Path] = None, 
 
 def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator, on_epoch, bases: list[dict],
                rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None,
-               finish: Callable = lambda outcome, config: None) -> None:
+               finish: Callable = lambda outcome, config: None, stop: Optional[StopRequest] = None) -> None:
     """The pack's loop, top to bottom (harness.trial.train for K members); `finish(outcome, config)` takes
     each member's outcome as it finishes."""
     configs = [t.config for t in trials]
@@ -114,8 +118,14 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
     for member in optimizer.members:
         member.shadow._opt_called = True  # stepped through the pack (torch's schedulers warn otherwise)
     count = getattr(task, "pack_counts", None) or member_counts(task.counts)
+    # a pack resumes mid-epoch only when every member stopped at the same step (the pack it was); else each
+    # member goes back to its last epoch checkpoint
+    marks = [stopped_mark(checkpoint_dir(results_dir, t.trial_id)) if cfg.train.checkpoint else None
+             for t, cfg in zip(trials, configs)]
+    mid_epoch = marks[0] is not None and all(m == marks[0] for m in marks)
     progress = [TrialProgress(cfg, t.trial_id, results_dir, accelerator, module, member, scheduler, step_on,
-                              splits.num_classes, uniform_loss, task.metric, task.chance(splits), generator=g)
+                              splits.num_classes, uniform_loss, task.metric, task.chance(splits), generator=g,
+                              mid_epoch=mid_epoch)
                 for t, cfg, module, member, (scheduler, step_on), g
                 in zip(trials, configs, modules, optimizer.members, schedules, generators)]
     clip = [math.inf if cfg.train.grad_clip is None else cfg.train.grad_clip for cfg in configs]
@@ -157,19 +167,30 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
         train_batches.active = active
         train_batches.set_epoch(epoch)
         reset_peak_memory(device)
-        lrs = [optimizer.members[k].param_groups[0]["lr"] for k in active]
+        lrs = [progress[k].epoch_lr(epoch, optimizer.members[k].param_groups[0]["lr"]) for k in active]
         per_batch = [schedules[k][0] for k in active if schedules[k][1] == "batch"]
         clips = None if all(math.isinf(clip[k]) for k in active) else \
             torch.tensor([clip[k] for k in active], device=device)
+        start_step = max(progress[k].start_step if epoch == starts[k] else 0 for k in active)  # resumed mid-epoch
         sync(device)
         t0 = time.perf_counter()
         sums, layer_min = train_pack_epoch(pack, train_batches, optimizer, loss_fn, accelerator, per_batch,
-                                           clips, count, task.num_counts)
+                                           clips, count, task.num_counts, start_step=start_step, stop=stop)
         sums = sums.cpu()  # the epoch's one host sync
         layer_min = layer_min.cpu() if layer_min is not None else None
         train_seconds = time.perf_counter() - t0
+        before = 0.0
+        if start_step:  # each member's sums with its steps before the interruption
+            resumed = [progress[k].resumed_sums(epoch, sums[j], 0.0) for j, k in enumerate(active)]
+            sums, before = torch.stack([r[0] for r in resumed]), resumed[0][1]
+            train_seconds += before
+        if stop is not None and stop.fired:
+            steps = round(sums[0][STEPS].item())
+            for j, k in enumerate(active):
+                progress[k].save_stopped(epoch, sums[j], train_seconds, steps, lrs[j])
+            raise TrialInterrupted([trials[k].trial_id for k in active])
         val_losses, val_counts = evaluate_pack(pack, val_batches, loss_fn, accelerator, count, task.num_counts)
-        epoch_seconds = time.perf_counter() - t0
+        epoch_seconds = time.perf_counter() - t0 + before
         peak = peak_memory_mb(device)
         # checkpoints and epochs parts every few seconds, decided once for the pack: its members' checkpoints
         # always stand at the same epoch. Under a Tune scheduler every epoch: it may stop or pause the pack

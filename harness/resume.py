@@ -31,11 +31,14 @@ IGNORED = ("description", "dataset.data_dir", "dataset.download", "train.checkpo
 
 def config_changes(ran: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """The dotted keys whose values differ between two configs (as `RunConfig.model_dump(mode="json")`
-    dicts), with (ran, now) values; keys in IGNORED are left out. Pure."""
+    dicts), with (ran, now) values; keys in IGNORED are left out, and under tune.scheduler pbt the keys it
+    mutates. Pure."""
     a, b = flatten(ran), flatten(now)
+    # under PBT the mutated keys change as trials run (harness.sweep.pbt): the file gives only their start
+    evolving = set(now.get("tune", {}).get("mutations") or {}) if now.get("tune", {}).get("scheduler") == "pbt" else set()
     changes = {}
     for key in sorted(set(a) | set(b)):
-        if any(key == k or (k.endswith(".") and key.startswith(k)) for k in IGNORED):
+        if key in evolving or any(key == k or (k.endswith(".") and key.startswith(k)) for k in IGNORED):
             continue
         if a.get(key) != b.get(key):
             changes[key] = (a.get(key), b.get(key))

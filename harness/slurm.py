@@ -13,9 +13,9 @@ longer lists it), then one small job (after the array) writing the merged report
 from harness/templates/ray-sweep.sbatch (package data: in a wheel too) into results/<sweep>/slurm/, and its
 log goes next to it.
 Ray's ports and temp dir are derived from the job id, so two jobs sharing a node never collide.
-SLURM warns the job --signal-before seconds before its time limit (USR1); the sweep then stops its
-trials at once (each keeps its last epoch checkpoint) and, with --max-requeues N, the job requeues
-itself and resumes; a preemption (SIGTERM) does the same. Each submitted job is recorded in
+SLURM warns the job --signal-before seconds before its time limit (USR1); the sweep then has its
+trials save where they stand, mid-epoch, and, with --max-requeues N, the job requeues itself and
+resumes from there; a preemption (SIGTERM) does the same. Each submitted job is recorded in
 results/<sweep>/slurm/jobs.jsonl for `status` and `cancel`.
 """
 
@@ -271,8 +271,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--no-report", action="store_true", help="write no report at the end")
     p.add_argument("--requeue", action="store_true", help="let SLURM requeue the job (it resumes)")
     p.add_argument("--max-requeues", type=int, default=0, metavar="N",
-                   help="on the time-limit warning or a preemption, the job stops its trials (each keeps its "
-                        "checkpoint) and requeues itself, at most N times (default 0: it just stops)")
+                   help="on the time-limit warning or a preemption, the job's trials save where they stand "
+                        "and it requeues itself, at most N times (default 0: it just stops)")
     p.add_argument("--signal-before", type=int, default=120, metavar="S",
                    help="seconds before the time limit SLURM warns the job (--signal=B:USR1@S; default 120)")
     p.add_argument("--ray-args", default="", metavar="ARGS",

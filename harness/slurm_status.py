@@ -40,6 +40,7 @@ from typing import Any, Optional
 from harness.config import ArgParser, ConfigError, load_sweep
 from harness.provenance import SWEEP_COPY
 from harness.store import read_table
+from harness.sweep.claims import CLAIMS
 from harness.vocabulary import FINISHED, Status
 
 JOBS_FILE = "jobs.jsonl"  # in RESULTS_DIR/slurm/
@@ -248,7 +249,8 @@ def job_states(job_ids: list[str], notes: Optional[list[str]] = None) -> dict[st
 def trial_counts(results_dir: str | Path) -> dict[str, Any]:
     """{done, running, pending, failed, total} for the sweep in RESULTS_DIR: done has a finished status other
     than failed in trials.parquet (harness.vocabulary.FINISHED); failed, status failed; running, a
-    `running` row, or a checkpoint folder (checkpoints/<trial_id>) or epochs rows without a finished row;
+    `running` row, a claim by an array task (claims/<trial_id>), or a checkpoint folder (checkpoints/<trial_id>)
+    or epochs rows without a finished row;
     pending, the rest of the sweep's trials (total: those of RESULTS_DIR/sweep.yaml). Without a readable
     sweep.yaml, total and pending are None and `note` says why."""
     results_dir = Path(results_dir)
@@ -262,6 +264,9 @@ def trial_counts(results_dir: str | Path) -> dict[str, Any]:
     checkpoints = results_dir / "checkpoints"
     if checkpoints.is_dir():
         running |= {p.name for p in checkpoints.iterdir() if p.is_dir()}
+    claims = results_dir / CLAIMS  # held by an array task (--claim), maybe not started yet
+    if claims.is_dir():
+        running |= {p.name for p in claims.iterdir() if p.is_file() and not p.name.startswith(".")}
     running -= done | failed
     counts: dict[str, Any] = {"done": len(done), "running": len(running), "pending": None, "failed": len(failed),
                               "total": None}

@@ -33,8 +33,9 @@ from harness.config import ArgParser, ConfigError, RunConfig, Trial, load_sweep
 from harness.data import load_dataset
 from harness.engine.checkpoint import checkpoint_dir
 from harness.engine.device import make_accelerator, peak_memory_mb, precision_run, reset_peak_memory, sync
-from harness.engine.loop import COUNTS, SAMPLES, evaluate, train_epoch
+from harness.engine.loop import COUNTS, SAMPLES, STEPS, evaluate, train_epoch
 from harness.engine.progress import TrialProgress
+from harness.engine.stop import StopRequest, TrialInterrupted
 from harness.models import count_params
 from harness.optimizers import create_optimizer
 from harness.perf import device_name
@@ -64,22 +65,25 @@ def now() -> str:
 
 def run_trial(config: RunConfig, trial_id: str = "trial", results_dir: Optional[str | Path] = None,
               point: Optional[dict] = None, on_epoch: Optional[EpochCallback] = None,
-              accelerator=None, attempt: int = 1) -> TrialOutcome:
+              accelerator=None, attempt: int = 1, stop: Optional[StopRequest] = None,
+              extra: Optional[dict] = None) -> TrialOutcome:
     """Train one trial end to end and (on the main process) write its rows under results_dir.
 
     Exceptions become a `failed` trial with the error recorded; KeyboardInterrupt and other
     BaseExceptions pass through untouched, leaving the last checkpoint to resume from. A failed
     trial keeps its checkpoint, so running it again (`attempt` 2, 3, ...) continues from there.
+    `stop` (harness.engine.stop): once it fires, the trial saves where it stands, mid-epoch, and raises
+    TrialInterrupted, with no row. `extra`: more trials-row columns (PBT's `pbt_schedule`).
     """
     accelerator = accelerator or make_accelerator(config.train.precision)
     results_dir = None if results_dir is None else Path(results_dir)
     t_start = time.perf_counter()
-    base = trial_base(config, trial_id, point, accelerator, attempt, results_dir)
+    base = {**trial_base(config, trial_id, point, accelerator, attempt, results_dir), **(extra or {})}
     if results_dir is not None and accelerator.is_main_process:
         # a trial run again: its earlier rows in compacted files go now, its new parts replace the rest
         store.forget_trials(results_dir, [trial_id], keep_parts=True)
     try:
-        outcome = train(create_task(config), config, trial_id, results_dir, accelerator, on_epoch, base)
+        outcome = train(create_task(config), config, trial_id, results_dir, accelerator, on_epoch, base, stop)
     except Exception as err:  # noqa: BLE001 - a trial's failure is recorded, never fatal to the sweep
         outcome = failed_outcome(base, err)
     outcome.row.update(total_seconds=time.perf_counter() - t_start, finished_at=now())
@@ -126,7 +130,7 @@ def save_outcome(outcome: TrialOutcome, config: RunConfig, results_dir: Path) ->
 
 
 def train(task: Task, cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, on_epoch,
-          base: dict) -> TrialOutcome:
+          base: dict, stop: Optional[StopRequest] = None) -> TrialOutcome:
     """Train one trial of `task` end to end; returns its rows (run_trial writes them)."""
     set_seed(cfg.seed)
     device, world, tc = accelerator.device, accelerator.num_processes, cfg.train
@@ -152,26 +156,37 @@ def train(task: Task, cfg: RunConfig, trial_id: str, results_dir: Optional[Path]
     eval_model = train_model if world == 1 else unwrapped  # DDP forward would sync buffers across ranks
     count, num_counts = task.counts, task.num_counts
 
-    # resume from the last checkpoint, if this trial was interrupted
+    # resume from the last checkpoint, if this trial was interrupted; what PBT mutates (tune.mutations) keeps
+    # the config's values, not the checkpoint's (PBT's explore step changed them)
+    mutated = [key.split(".", 1)[1] for key in cfg.tune.mutations]
+    chosen = [{k: group[k] for k in mutated} for group in raw_optimizer.param_groups]
     progress = TrialProgress(cfg, trial_id, results_dir, accelerator, unwrapped, raw_optimizer, scheduler, step_on,
                              splits.num_classes, uniform_loss, task.metric, task.chance(splits))
+    for group, values in zip(raw_optimizer.param_groups, chosen):
+        group.update(values)
     history, best, start_epoch = progress.history, progress.best, progress.start_epoch
 
     status = Status.COMPLETED
     for epoch in range(start_epoch, tc.epochs + 1):
         train_batches.set_epoch(epoch)
         reset_peak_memory(device)
-        lr = raw_optimizer.param_groups[0]["lr"]
+        lr = progress.epoch_lr(epoch, raw_optimizer.param_groups[0]["lr"])
         sync(device)
         t0 = time.perf_counter()
+        start_step = progress.start_step if epoch == start_epoch else 0  # resumed mid-epoch: the steps already run
         sums, layer_min, warmup_s = train_epoch(
             train_model, train_batches, optimizer, loss_fn, accelerator, scheduler if step_on == "batch" else None,
-            tc.grad_clip, skip_first=tc.compile and epoch == start_epoch, count=count, num_counts=num_counts)
+            tc.grad_clip, skip_first=tc.compile and epoch == start_epoch, count=count, num_counts=num_counts,
+            start_step=start_step, stop=stop)
         sums = accelerator.reduce(sums, "sum").cpu()  # the epoch's one host sync
         sync(device)
-        train_seconds = time.perf_counter() - t0 - warmup_s
+        sums, before = progress.resumed_sums(epoch, sums, 0.0)  # with the steps run before an interruption
+        train_seconds = time.perf_counter() - t0 - warmup_s + before
+        if stop is not None and stop.fired:
+            progress.save_stopped(epoch, sums, train_seconds, round(sums[STEPS].item()) // world, lr)
+            raise TrialInterrupted([trial_id])
         val_loss, val_counts = evaluate(eval_model, val_batches, loss_fn, accelerator, count, num_counts)
-        epoch_seconds = time.perf_counter() - t0
+        epoch_seconds = time.perf_counter() - t0 + before
 
         images = sums[SAMPLES].item() - (tc.batch_size * world if warmup_s else 0)  # compile warm-up: left out
         row = epoch_row(task, trial_id, epoch, sums, val_loss, val_counts, lr, layer_min, epoch_seconds,

@@ -209,3 +209,49 @@ def test_a_trial_whose_worker_dies_runs_again_from_its_checkpoint(tmp_path, writ
     # the epochs before the kill are the ones that ran then (timings and all): the rerun continued from
     # the checkpoint, it did not start over
     assert epochs.set_index("epoch")["epoch_seconds"].loc[before.index[:1]].tolist() == before.iloc[:1].tolist()
+
+
+def test_a_stop_signal_has_trials_save_mid_epoch_and_resume_continues_them(tmp_path, write_sweep):
+    """SIGUSR1 to the sweep (SLURM's warning before the time limit): the running trials save where they
+    stand, within seconds, mid-epoch (harness.engine.stop), the sweep exits 3 with no row for them, and
+    --resume continues each from its step: every epoch once, no epoch rerun from its start."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write_sweep(SWEEP.format(data=tmp_path / "data", epochs=4)
+                       .replace("  dataset.name: [synthetic, mnist]\n", "  optimizer.lr: [0.01, 0.003]\n")
+                       .replace("num_train: 256", "num_train: 60000"))
+    command = [sys.executable, "-m", "harness.sweep", str(path), "--results-dir", str(tmp_path), "--no-report"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    results = tmp_path / "resumed"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(store.read_table(results, "epochs")) < 1:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        signalled = time.time()
+        proc.send_signal(signal.SIGUSR1)
+        out, _ = proc.communicate(timeout=120)
+        stopped_in = time.time() - signalled
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 3, out[-3000:]
+    assert "interrupted by SIGUSR1" in out and stopped_in < 60, (stopped_in, out[-3000:])
+    assert store.read_table(results, "trials").empty  # nothing finished, nothing recorded as failed
+    marks = [json.loads(p.read_text()) for p in (results / "checkpoints").glob("*/stopped.json")]
+    assert len(marks) == 2, "a trial did not save where it stood"
+    assert all(m["epoch"] >= 1 and m["step"] >= 0 for m in marks) and any(m["step"] > 0 for m in marks), marks
+    assert not list((results / "_stop").glob("*")), "the stop file outlived the run"
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    trials = store.read_table(results, "trials")
+    epochs = store.read_table(results, "epochs")
+    assert sorted(trials["status"]) == ["completed", "completed"]
+    assert (epochs.groupby("trial_id")["epoch"].apply(list) == [[1, 2, 3, 4]] * 2).all()
+    assert not list((results / "checkpoints").glob("*/stopped.*"))

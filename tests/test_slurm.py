@@ -371,6 +371,17 @@ def job_log(results: Path, job_id: str) -> str:
     return path.read_text() if path.exists() else ""
 
 
+def wait_until_held(job_id: str, timeout: float = 120) -> None:
+    """Until SLURM holds the requeued job (reason BeginTime): its first run has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reason = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%r"], capture_output=True, text=True).stdout
+        if reason.strip() == "BeginTime":
+            return
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} was not requeued within {timeout} s")
+
+
 def start_requeued_now(job_id: str, timeout: float = 120) -> None:
     """SLURM holds a requeued batch job for 2 minutes (reason BeginTime); start it at once instead (the test
     only saves that wait: the requeue itself is the job's)."""
@@ -390,8 +401,9 @@ def start_requeued_now(job_id: str, timeout: float = 120) -> None:
 @needs_slurm
 def test_a_usr1_warning_requeues_the_job_and_no_trial_runs_twice(tmp_path):
     """SLURM's warning before the time limit, sent by hand (`scancel --signal=USR1 --batch`) once trials
-    have checkpoints: the sweep stops its trials at once (exit 3), the job requeues itself, and on restart
-    the interrupted trials continue from their checkpoints: every trial once, every epoch once."""
+    have checkpoints: the running trials save where they stand within seconds (stopped.json), the sweep
+    exits 3, the job requeues itself, and on restart the interrupted trials continue from there: every
+    trial once, every epoch once."""
     path = tmp_path / "slurm-requeue.yaml"
     path.write_text(LONG.format(name="slurm-requeue", epochs=20))
     ids = submit([str(path), "--cpus-per-node", "2", "--results-dir", str(tmp_path / "results"), "--no-report",
@@ -402,7 +414,12 @@ def test_a_usr1_warning_requeues_the_job_and_no_trial_runs_twice(tmp_path):
         while not any((results / "checkpoints").glob("*/last.pt")):  # trials under way, with a checkpoint
             assert time.monotonic() < deadline, show_logs(results / "slurm")
             time.sleep(1)
+        signalled = time.time()
         subprocess.run(["scancel", "--signal=USR1", "--batch", ids["job"]], check=True)
+        wait_until_held(ids["job"])
+        # the running trials saved where they stood when the signal came (mid-epoch), not at their last epoch's end
+        saved = [(json.loads(p.read_text()), p.stat().st_mtime) for p in (results / "checkpoints").glob("*/stopped.json")]
+        assert saved and all(signalled <= at <= signalled + 30 for _, at in saved), (saved, signalled)
         start_requeued_now(ids["job"])
         wait_for([ids["job"]], results / "slurm", timeout=400)
     finally:

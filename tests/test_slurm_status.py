@@ -25,6 +25,7 @@ from harness.slurm_status import (
     status_text,
     trial_counts,
 )
+from harness.sweep.claims import try_claim
 from slurm_cluster import needs_slurm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -98,6 +99,12 @@ def test_trial_counts(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert trial_counts(empty)["done"] == 0
+    # an array task's claims (--claim): a claimed trial is running even before it has a checkpoint; a finished
+    # one that is still claimed (its task has not dropped the claim yet) is done
+    (results / "sweep.yaml").write_text(SWEEP)
+    for tid in (ids[5], ids[0]):
+        assert try_claim(results, tid, {"job": "7_1", "host": "vm", "pid": 1})
+    assert trial_counts(results) == {"done": 2, "running": 3, "pending": 0, "failed": 1, "total": 6}
 
 
 @pytest.mark.parametrize("command", ["status", "cancel"])

@@ -216,6 +216,23 @@ def test_compact_forget_and_rerun_never_show_a_trial_twice(tmp_path):
         assert store.table_schema(results, "trials").equals(pq.read_schema(store.compacted_path(results, "trials")))
 
 
+def test_recorded_statuses_read_parts_first_then_the_compacted_file(tmp_path):
+    """What a pack restarted by Tune asks before it runs its members again: a row in a part or in the
+    compacted file counts (a trial finished before another process compacted), a newer part wins."""
+    results = build_mixed(tmp_path / "mixed")
+    everyone = [FAILED, PRUNED, DIVERGED, OVERFIT, *CLEAN, "never-ran"]
+    expected = {FAILED: "failed", PRUNED: "early_stopped", DIVERGED: "diverged", OVERFIT: "completed",
+                **{tid: "completed" for tid in CLEAN}}
+    assert store.recorded_statuses(results, everyone) == expected  # all parts
+    store.compact(results)
+    assert not store.part_path(results, "trials", OVERFIT).exists()
+    assert store.recorded_statuses(results, everyone) == expected  # all compacted
+    assert store.recorded_statuses(results, [OVERFIT, "never-ran"]) == {OVERFIT: "completed"}
+    write_finished(results, FAILED, "completed", [epoch_row(FAILED, 1, 1.0, 1.1, 0.6, 0.55)])  # rerun: a new part
+    assert store.recorded_statuses(results, [FAILED, PRUNED]) == {FAILED: "completed", PRUNED: "early_stopped"}
+    assert store.recorded_statuses(tmp_path / "empty", ["x"]) == {}
+
+
 def test_an_interrupted_compaction_loses_and_duplicates_nothing(tmp_path):
     results = build_mixed(tmp_path / "mixed")
     folder = store.table_dir(results, "epochs")

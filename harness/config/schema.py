@@ -335,13 +335,38 @@ class TrackingConfig(Section):
 ADAPTIVE_SEARCH = ("optuna", "hyperopt", "bohb")  # Tune's searchers (harness.sweep.search): points chosen as trials end
 
 
+PBT_KEYS = ("optimizer.lr", "optimizer.weight_decay")  # what PBT may change in a running optimizer
+
+
 class TuneConfig(Section):
-    scheduler: Literal["none", "asha", "hyperband", "median_stopping"] = "none"
+    scheduler: Literal["none", "asha", "hyperband", "median_stopping", "pbt"] = "none"
     search: Literal["grid", "random", "optuna", "hyperopt", "bohb"] = "grid"
     num_samples: int = Field(1, ge=1)  # random and adaptive search: configurations sampled, each x seeds
     metric: Optional[Literal["val_acc", "val_loss", "val_iou", "val_dice"]] = None  # None: val_acc, val_iou (segmentation)
     grace_period: int = Field(1, ge=1)  # asha, median_stopping (epochs before a trial can be stopped)
     reduction_factor: int = Field(3, ge=2)  # asha, hyperband
+    perturbation_interval: int = Field(2, ge=1)  # pbt: epochs between exploit/explore steps
+    mutations: dict[str, Any] = {}  # pbt: PBT_KEYS -> a list of values or a space ({loguniform: [a, b]}, ...)
+
+    @field_validator("mutations")
+    @classmethod
+    def _mutable_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from harness.config.spaces import parse_space
+
+        for key, value in v.items():
+            if key not in PBT_KEYS:
+                raise ValueError(f"'{key}' cannot change while a trial runs; PBT mutates {', '.join(PBT_KEYS)}")
+            try:
+                space = parse_space(value)
+            except ValueError as err:
+                raise ValueError(f"{key}: {err}") from None
+            if space is None and (not isinstance(value, list) or not value
+                                  or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+                                             for x in value)):
+                raise ValueError(f"{key}: a list of numbers >= 0 or a space ({{loguniform: [a, b]}}, ...), got {value!r}")
+            if space is not None and space.kind == "randint":
+                raise ValueError(f"{key}: randint is for integers; use uniform, loguniform, quniform or choice")
+        return v
 
 
 class RunConfig(Section):
@@ -381,6 +406,32 @@ class RunConfig(Section):
                 raise ValueError(
                     f"train.epochs is {self.train.epochs} but the scheduler's stages add up to {total} epochs"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _pbt(self) -> "RunConfig":
+        """PBT's needs: mutations only under it, and under it something to mutate, in one optimizer it owns."""
+        tune = self.tune
+        if tune.scheduler != "pbt":
+            if tune.mutations:
+                raise ValueError("tune.mutations are for tune.scheduler pbt")
+            return self
+        if not tune.mutations:
+            raise ValueError(f"tune.scheduler pbt needs tune.mutations: what it may change ({', '.join(PBT_KEYS)})")
+        if tune.perturbation_interval >= self.train.epochs:
+            raise ValueError(f"tune.perturbation_interval ({tune.perturbation_interval}) must be below train.epochs "
+                             f"({self.train.epochs}): PBT acts every perturbation_interval epochs")
+        if "optimizer.lr" in tune.mutations and (self.scheduler.name != "none" or self.optimizer.group_lr):
+            raise ValueError("tune.scheduler pbt sets the learning rate itself: scheduler.name must be none and "
+                             "optimizer.group_lr empty")
+        if tune.search in ADAPTIVE_SEARCH:
+            raise ValueError(f"tune.scheduler pbt evolves the grid's (or random search's) trials; Ray Tune runs no "
+                             f"searcher beside it (tune.search is {tune.search})")
+        if self.resources.workers_per_trial > 1:
+            raise ValueError("tune.scheduler pbt copies one trial's weights into another, one process each: "
+                             "data-parallel trials (resources.workers_per_trial > 1) are not supported")
+        if not self.train.checkpoint:
+            raise ValueError("tune.scheduler pbt copies trials' checkpoints: train.checkpoint must be true")
         return self
 
     @model_validator(mode="after")

@@ -109,3 +109,13 @@ def parse_space(value: Any) -> Space | None:
     if kind == "quniform" and args[2] <= 0:
         raise ValueError(f"quniform needs q > 0, got {args!r}")
     return Space(kind, tuple(args))
+
+
+def tune_domain(space: Space):
+    """Ray Tune's search space object for a sweep file's space (what Tune's searchers and PBT take). Ray is
+    imported here, when asked for: the rest of this module never needs it."""
+    from ray import tune
+
+    make = {"loguniform": tune.loguniform, "uniform": tune.uniform, "quniform": tune.quniform,
+            "randint": tune.randint}
+    return tune.choice(list(space.args)) if space.kind == "choice" else make[space.kind](*space.args)

@@ -26,11 +26,16 @@ LOSS, GRAD, SAMPLES, STEPS, COUNTS = 0, 1, 2, 3, 4
 
 
 def train_epoch(model, batches, optimizer, loss_fn, accelerator, scheduler=None, grad_clip=None,
-                skip_first: bool = False, count: Optional[Count] = None, num_counts: int = 0):
+                skip_first: bool = False, count: Optional[Count] = None, num_counts: int = 0,
+                start_step: int = 0, stop: Optional[Callable[[], bool]] = None):
     """One pass over the training batches. Returns a float64 device tensor [loss x n, grad norm, samples,
     steps, *counts] summed over the steps (not yet across processes), the smallest per-layer gradient
     norm of the last step, and the seconds spent on the first step when `skip_first` (compile warm-up,
-    which the caller leaves out of throughput)."""
+    which the caller leaves out of throughput).
+
+    `start_step`: the steps that ran before an interruption are passed over (their batches are still
+    drawn, so that augmentation's random draws stay where they were); `stop()` is asked before every
+    step, and the pass ends early when it says so (harness.engine.stop; the sums count the steps run)."""
     model.train()
     device = accelerator.device
     stepper = Stepper(model, optimizer, accelerator, scheduler, grad_clip)
@@ -39,7 +44,11 @@ def train_epoch(model, batches, optimizer, loss_fn, accelerator, scheduler=None,
     samples = steps = 0
     first_step_seconds = 0.0
     for step, (x, y) in enumerate(batches):
-        if skip_first and step == 0:
+        if step < start_step:
+            continue
+        if stop is not None and stop():
+            break
+        if skip_first and step == start_step:
             t0 = time.perf_counter()
         output = model(x)
         loss = loss_fn(output, y)
@@ -49,10 +58,10 @@ def train_epoch(model, batches, optimizer, loss_fn, accelerator, scheduler=None,
         if count is not None:
             counts += count(output.detach(), y)
         samples, steps = samples + n, steps + 1
-        if skip_first and step == 0:
+        if skip_first and step == start_step:
             sync(device)
             first_step_seconds = time.perf_counter() - t0
-    loss_n, grad_sum = rows[:steps].double().sum(0)
+    loss_n, grad_sum = rows.double().sum(0)  # the steps not run are zeros
     fill = lambda value: loss_n.new_full((1,), value)  # noqa: E731 - a fill on the device: no copy, no sync
     sums = torch.cat([torch.stack([loss_n, grad_sum]), fill(samples), fill(steps), counts.double()])
     return sums, smallest_layer_grad_norm(model), first_step_seconds

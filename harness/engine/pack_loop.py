@@ -76,13 +76,15 @@ def smallest_layer_norms(grads: dict[str, torch.Tensor]) -> Optional[torch.Tenso
 
 
 def train_pack_epoch(pack, batches: PackBatches, optimizer, loss_fn, accelerator, schedulers: Sequence = (),
-                     grad_clip: Optional[torch.Tensor] = None, count: Optional[PackCount] = None, num_counts: int = 0):
+                     grad_clip: Optional[torch.Tensor] = None, count: Optional[PackCount] = None, num_counts: int = 0,
+                     start_step: int = 0, stop: Optional[Callable[[], bool]] = None):
     """One pass over the training batches for every active member. Returns a float64 device tensor
     [K, 4 + num_counts]: per member [loss x n, grad norm, samples, steps, *counts] (harness.engine.loop's
     layout, LOSS ... COUNTS) summed over the
     steps, and each member's smallest per-layer gradient norm of the last step ([K] or None).
     `schedulers`: the active members' per-batch schedulers (OneCycle), stepped after each step; `grad_clip`:
-    each active member's max gradient norm [K] (inf: no clipping), None when no member clips."""
+    each active member's max gradient norm [K] (inf: no clipping), None when no member clips. `start_step` and
+    `stop`: harness.engine.loop.train_epoch's (a pack resumed mid-epoch; a stop request)."""
     pack.train()
     device, k = accelerator.device, len(pack)
     losses_of = pack_losses(loss_fn)
@@ -91,6 +93,10 @@ def train_pack_epoch(pack, batches: PackBatches, optimizer, loss_fn, accelerator
     samples = steps = 0
     layer_min = None
     for step, (x, y, shared) in enumerate(batches):
+        if step < start_step:
+            continue  # ran before an interruption; its batch is drawn all the same (augmentation's draws)
+        if stop is not None and stop():
+            break
         with accelerator.autocast():
             output = pack(x, shared=shared)  # shared: every member's batch is the same one, broadcast
             losses = losses_of(output, y)
@@ -112,7 +118,7 @@ def train_pack_epoch(pack, batches: PackBatches, optimizer, loss_fn, accelerator
         samples, steps = samples + n, steps + 1
         if step == len(batches) - 1:
             layer_min = smallest_layer_norms(grads)
-    sums = rows[:steps].double().sum(0).T  # [K, 2]
+    sums = rows.double().sum(0).T  # [K, 2]; the steps not run are zeros
     fill = lambda value: sums.new_full((k, 1), value)  # noqa: E731
     return torch.cat([sums, fill(samples), fill(steps), counts.double()], dim=1), layer_min
 

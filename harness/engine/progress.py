@@ -1,7 +1,8 @@
 """Where a trial stands between epochs: `TrialProgress` holds the epoch rows so far, the best epoch and
-its weights, and the epoch to start from (1, or where an interrupted run's checkpoint left off).
-`record(row)` closes an epoch: health verdict, best weights, the scheduler's epoch step, checkpoint,
-the epochs part file. Not here: training, evaluation, what a task scores.
+its weights, and the epoch to start from (1, or where an interrupted run's checkpoint left off; with a
+step and the epoch's sums so far when a stop request interrupted it mid-epoch). `record(row)` closes
+an epoch: health verdict, best weights, the scheduler's epoch step, checkpoint, the epochs part file;
+`save_stopped` saves a trial interrupted mid-epoch. Not here: training, evaluation, what a task scores.
 
     progress = TrialProgress(cfg, trial_id, results_dir, accelerator, model, optimizer, scheduler, step_on,
                              num_classes, uniform_loss, metric="val_acc", chance=0.1)
@@ -19,14 +20,25 @@ from typing import Optional
 
 from harness import monitor, store
 from harness.config import RunConfig
-from harness.engine.checkpoint import checkpoint_dir, copy_state, resume_from_checkpoint, save, save_checkpoint
+from harness.engine.checkpoint import (
+    LAST,
+    STOPPED,
+    checkpoint_dir,
+    copy_state,
+    drop_stopped,
+    resume_from_checkpoint,
+    save,
+    save_checkpoint,
+    save_stopped_mark,
+    stopped_mark,
+)
 from harness.files import write_text
 
 
 class TrialProgress:
     def __init__(self, cfg: RunConfig, trial_id: str, results_dir: Optional[Path], accelerator, model, optimizer,
                  scheduler, step_on: str, num_classes: int, uniform_loss: float, metric: str = "val_acc",
-                 chance: Optional[float] = None, generator=None):
+                 chance: Optional[float] = None, generator=None, mid_epoch: bool = True):
         self.cfg, self.trial_id, self.results_dir, self.accelerator = cfg, trial_id, results_dir, accelerator
         self.model, self.optimizer, self.scheduler, self.step_on = model, optimizer, scheduler, step_on
         self.num_classes, self.uniform_loss = num_classes, uniform_loss
@@ -36,9 +48,18 @@ class TrialProgress:
         self.ckpt = checkpoint_dir(results_dir, trial_id) if cfg.train.checkpoint else None
         self.best = {"value": math.nan, "epoch": None, "state": None}  # the monitored value, its epoch, weights
         self.history, self.start_epoch = [], 1
-        if self.ckpt is not None and (self.ckpt / "last.pt").exists():
-            self.history, self.start_epoch = resume_from_checkpoint(self.ckpt, model, optimizer, scheduler,
-                                                                    accelerator, self.best, generator)
+        # mid-epoch (a stop request): the steps of start_epoch already run, their sums and seconds
+        self.start_step, self.partial, self.partial_seconds, self.partial_lr = 0, None, 0.0, None
+        if not mid_epoch and accelerator.is_main_process:
+            drop_stopped(self.ckpt)  # a pack whose members stopped at different points: each goes back to last.pt
+        name = STOPPED if stopped_mark(self.ckpt) is not None else LAST
+        if self.ckpt is not None and (self.ckpt / name).exists():
+            state = resume_from_checkpoint(self.ckpt, model, optimizer, scheduler, accelerator, self.best, generator,
+                                           name)
+            self.history, self.start_epoch = state["history"], state["epoch"] + 1
+            if name == STOPPED:
+                self.start_step, self.partial, self.partial_seconds = state["step"], state["partial"], state["seconds"]
+                self.partial_lr = state["lr"]
         elif self.ckpt is not None and accelerator.is_main_process:
             self.ckpt.mkdir(parents=True, exist_ok=True)
         if self.ckpt is not None and accelerator.is_main_process:
@@ -79,9 +100,36 @@ class TrialProgress:
                     self._best_unsaved = False
                 save_checkpoint(self.ckpt, self.model, self.optimizer, self.scheduler, self.accelerator,
                                 row["epoch"], self.history, best, self.generator)
+                drop_stopped(self.ckpt)  # older than last.pt now
             if self.results_dir is not None:
                 store.write_part(self.results_dir, "epochs", self.trial_id, self.history)  # visible while it runs
         return verdict
+
+    def resumed_sums(self, epoch: int, sums, seconds: float):
+        """An epoch's training sums and seconds, with what ran of it before a stop request (start_epoch's)."""
+        if epoch != self.start_epoch or self.partial is None:
+            return sums, seconds
+        return sums + self.partial.to(sums), seconds + self.partial_seconds
+
+    def epoch_lr(self, epoch: int, lr: float) -> float:
+        """The learning rate an epoch started with (its row's `lr`): `lr`, or the one saved mid-epoch."""
+        return self.partial_lr if epoch == self.start_epoch and self.partial_lr is not None else lr
+
+    def save_stopped(self, epoch: int, sums, seconds: float, step: int, lr: float) -> None:
+        """Save a trial that a stop request interrupted in `epoch` after `step` steps (`sums`: that epoch's
+        training sums so far, CPU; `seconds`: its training time so far; `lr`: the one it started with):
+        stopped.pt, then stopped.json, and
+        the epochs part. The best weights go inside stopped.pt, so last.pt and best.pt stay a pair to fall
+        back on (a pack that cannot resume mid-epoch)."""
+        if self.ckpt is None or not self.accelerator.is_main_process:
+            return
+        save_checkpoint(self.ckpt, self.model, self.optimizer, self.scheduler, self.accelerator, epoch - 1,
+                        self.history, self.best, self.generator, name=STOPPED,
+                        extra={"step": step, "partial": sums.detach().cpu(), "seconds": seconds, "lr": lr,
+                               "best_state": self.best["state"] if self._best_unsaved else None})
+        save_stopped_mark(self.ckpt, epoch, step)
+        if self.results_dir is not None:
+            store.write_part(self.results_dir, "epochs", self.trial_id, self.history)
 
     def restore_best(self) -> None:
         """Load the best epoch's weights into the model (no-op before any epoch)."""

@@ -1,6 +1,6 @@
 """`write_report`: one results directory -> report/ with Markdown and CSV tables, PNG figures and index.html.
 
-    report/leaderboard.md    provenance, ranking with intervals and tests, seeds needed, sources of
+    report/leaderboard.md    provenance, ranking with intervals and tests, PBT lineages, seeds needed, sources of
                              variance, budget curves, workloads (IQM, profiles), marginals, hyperparameter
                              importance, Pareto fronts (metric vs training time, vs parameter count),
                              time to target
@@ -47,6 +47,7 @@ from harness.report.leaderboard import (
 )
 from harness.report.marginals import grid2d, heatmap_pairs, marginal, marginal_tables, marginals
 from harness.report.pareto import COSTS, config_means, pareto_table, plot_pareto
+from harness.report.pbt import pbt_table
 from harness.report.provenance import provenance_line, provenance_table, provenance_warnings
 from harness.report.results import ReportError, Results, load_results
 from harness.report.snapshots import default_metric, is_segmentation, snapshot_figures
@@ -185,6 +186,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     fronts = [(x, table) for x in COSTS if (table := pareto_table(means, x, metric)) is not None]
     pareto_tables = [table for _, table in fronts]
     views = render_views(view_data(results, metric))
+    lineages = [table] if (table := pbt_table(results, metric)) is not None else []
 
     # Figures
     ranked = board[board["n"] > 0]
@@ -260,7 +262,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
     notes = [variance_note(results)] if not sources else []
     if iqm is None:
         notes.append(workloads_text)
-    leaderboard_md = markdown(f"Leaderboard: {metric}", [ranking, *uncertainty, *budget_tables,
+    leaderboard_md = markdown(f"Leaderboard: {metric}", [ranking, *lineages, *uncertainty, *budget_tables,
                                                            *([iqm] if iqm else []), *by_axis, *importances,
                                                            *pareto_tables, timing, origin], intro)
     leaderboard_md += "".join(f"\n{n}\n" for n in [*notes, importance_note] if n)
@@ -273,7 +275,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
         documents["compare.md"] = markdown(comparison[0].title, comparison)
     for name, text in documents.items():
         files.write_text(out / name, text)
-    csv_tables = [ranking, *uncertainty, *budget_tables, *([iqm] if iqm else []), *importances, *pareto_tables,
+    csv_tables = [ranking, *lineages, *uncertainty, *budget_tables, *([iqm] if iqm else []), *importances, *pareto_tables,
                   origin, timing, *diagnosis, speed_table, *comparison]
     for table in csv_tables:
         write_csv(table, out)
@@ -281,6 +283,7 @@ def write_report(results_dir: str | Path, metric: str | None = None, target: flo
 
     sections = [
         Section("leaderboard", "Leaderboard", [ranking], bars),
+        Section("pbt", "Population based training", lineages),
         Section("uncertainty", "Seeds needed and sources of variance", uncertainty, [],
                 " ".join(notes[:1]) if not sources else ""),
         Section("budget", "Expected best vs budget", budget_tables, budget_figs),

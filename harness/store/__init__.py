@@ -26,7 +26,7 @@ and no reader ever sees a trial twice. The parts of this package, one concept ea
     layout.py         paths in a results directory, the lock, atomic file writes (harness.files)
     folder_schema.py  a directory's trials schema: trials.schema.json, widening, migrating old files
     parts.py          write_part / write_trial: one trial's rows as its own part file
-    read.py           read_table / read_arrow, finished_trial_ids
+    read.py           read_table / read_arrow, finished_trial_ids, recorded_statuses
     compaction.py     compact, forget_trials, repairing an interrupted compaction
 """
 
@@ -47,7 +47,7 @@ from harness.store.layout import (
     taken_path,
 )
 from harness.store.parts import write_part, write_trial
-from harness.store.read import finished_trial_ids, read_arrow, read_table, trial_configs
+from harness.store.read import finished_trial_ids, read_arrow, read_table, recorded_statuses, trial_configs
 from harness.store.schema import (
     BOOL,
     CLASS_COLUMNS,
@@ -75,6 +75,6 @@ __all__ = [
     "EPOCH_COLUMNS", "EPOCH_SCHEMA", "FINISHED", "FIXED", "FLOAT", "INT", "LOCK_FILE", "SCHEMA_FILE",
     "STALE_TMP_S", "STRING", "Status", "SchemaError", "TABLES", "TAKEN_DIR", "TMP_DIR", "TRIAL_COLUMNS",
     "TRIAL_SCHEMA", "TYPE_NAMES", "compact", "compacted_path", "config_types", "conform", "finished_trial_ids",
-    "forget_trials", "part_path", "read_arrow", "read_table", "schema_path", "table_dir", "table_schema",
+    "forget_trials", "part_path", "read_arrow", "read_table", "recorded_statuses", "schema_path", "table_dir", "table_schema",
     "taken_path", "to_arrow", "trial_configs", "write_part", "write_schema", "write_trial",
 ]

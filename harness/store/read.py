@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -74,6 +74,32 @@ def read_table(results_dir: str | Path, table: str) -> pd.DataFrame:
     """One table as a DataFrame with every schema column (empty, typed, when nothing is written yet);
     ints with nulls come as float64, as pandas reads them from Parquet."""
     return read_arrow(results_dir, table).to_pandas()
+
+
+def recorded_statuses(results_dir: str | Path, trial_ids: Iterable[str]) -> dict[str, str]:
+    """The status in the trials row of each of `trial_ids` that has one: its part, else the compacted file
+    (two columns read, the rows of these trials kept), else a part an interrupted compaction took."""
+    results_dir, wanted = Path(results_dir), set(trial_ids)
+    found: dict[str, str] = {}
+
+    def take(path: Path, ids: set[str]) -> None:
+        try:
+            data = pq.read_table(path, columns=["trial_id", "status"])
+        except (OSError, pa.ArrowInvalid):  # gone, or being replaced right now: no row yet
+            return
+        for tid, status in zip(data["trial_id"].to_pylist(), data["status"].to_pylist()):
+            if tid in ids and tid not in found and status is not None:
+                found[tid] = status
+
+    with lock(results_dir, shared=True):
+        parts, taken, compacted = listing(results_dir, "trials")
+        for tid in wanted & parts.keys():
+            take(parts[tid], {tid})
+        if compacted is not None and wanted - parts.keys():
+            take(compacted, wanted - parts.keys())
+        for tid in (wanted - found.keys()) & taken.keys():
+            take(taken[tid], {tid})
+    return found
 
 
 def finished_trial_ids(results_dir: str | Path) -> set[str]:

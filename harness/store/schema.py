@@ -47,6 +47,8 @@ TRIAL_SCHEMA = pa.schema([
     ("cudnn_version", STRING), ("accelerate_version", STRING), ("ray_version", STRING), ("python_version", STRING),
     ("host", STRING), ("sweep_hash", STRING),
     ("pack_id", STRING), ("pack_size", INT),  # the packed program the trial trained in (harness.pack); null: alone
+    # tune.scheduler pbt (harness.sweep.pbt): the trial's hyperparameters over time, JSON [{epoch, from, config}]
+    ("pbt_schedule", STRING),
     ("health", STRING),  # the flags raised (JSON list)
     ("error", STRING), ("error_detail", STRING),
     ("config", STRING),  # the full config (JSON)

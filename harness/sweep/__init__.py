@@ -3,6 +3,11 @@
 
     select.py     which trials run: --smoke, --shard, random subsets (pure)
     progress.py   the live progress line
-    tune.py       Ray Tune: trainables, schedulers, retries, GPU placement, finalize
+    tune.py       Ray Tune: trainables, schedulers, retries, GPU placement, stop signals, finalize
+    packs.py      which trials share a pack
+    search.py     adaptive search: Tune's searchers (optuna, hyperopt, bohb)
+    pbt.py        population based training: Tune's PBT and the trials' copies
+    claims.py     trials shared between processes by claim files (SLURM arrays)
+    tracking.py   experiment trackers (TensorBoard, MLflow, W&B)
     cli.py        argument parsing, --dry-run, resume plans, the run, the top table and the report
 """

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """The command; SIGUSR1 or SIGTERM at any time (SLURM's time-limit warning, a preemption) exits 3,
-    and while trials run stops them at once (harness.sweep.tune.catch_stop_signals)."""
+    and while trials run has them save mid-epoch and stop (harness.sweep.tune.StopSignals)."""
     import signal
 
     def stop_now(signum, frame):

@@ -28,7 +28,7 @@ class Progress:
         self.done: dict[str, str] = {}  # trial_id -> status
         self.best: tuple[float, str] = (-math.inf, "")
         self.live = self.stream.isatty()
-        self.interrupted: str | None = None  # the stop signal's name (harness.sweep.tune.catch_stop_signals)
+        self.interrupted: str | None = None  # the stop signal's name (harness.sweep.tune.StopSignals)
         self._last_draw = 0.0
 
     @property

@@ -31,11 +31,13 @@ from typing import Any, Callable, Optional
 
 from harness import store
 from harness.config import ConfigError, Sweep, Trial, flatten, trial_id
-from harness.config.spaces import Space
+from harness.config.spaces import Space, tune_domain
+from harness.engine.stop import StopRequest, TrialInterrupted
 from harness.resume import checkpoint_configs
 from harness.sweep.packs import why_not_packed
 from harness.sweep.progress import Progress
 from harness.sweep.tune import (
+    StopSignals,
     finalize,
     fit,
     init_ray,
@@ -47,8 +49,10 @@ from harness.sweep.tune import (
     run_config,
     run_pack_with_retries,
     run_with_retries,
+    stop_file,
     sweep_metric,
     trial_resources,
+    tune_errors,
     tune_metrics,
 )
 from harness.vocabulary import FINISHED, Status, direction
@@ -81,15 +85,6 @@ def check_search(sweep: Sweep, no_pack: bool = False) -> None:
         raise ConfigError(f"tune.scheduler {cfg.tune.scheduler} with tune.search {cfg.tune.search} stops a "
                           f"configuration's seeds together, as one pack, and these cannot pack ({reason}): "
                           f"use one seed, or no scheduler")
-
-
-def tune_domain(space: Space):
-    """The Ray Tune search space object for a sweep file's space."""
-    from ray import tune
-
-    make = {"loguniform": tune.loguniform, "uniform": tune.uniform, "quniform": tune.quniform,
-            "randint": tune.randint}
-    return tune.choice(list(space.args)) if space.kind == "choice" else make[space.kind](*space.args)
 
 
 def make_searcher(search: str, space: dict[str, Space], mode: str, seed: int, points: list[dict]):
@@ -228,11 +223,21 @@ def _bests(rows, metric: str) -> dict[str, float]:
     return dict(zip(ok["trial_id"], ok[f"best_{metric}"]))
 
 
-def _search_trainable(sweep: Sweep, results_dir: str, packed: bool):
+def _search_trainable(sweep: Sweep, results_dir: str, packed: bool, stop_path: Path):
     """The function Tune runs per sampled configuration: its trials (one per seed), as a pack or one after
-    another, each epoch reported with the seeds' mean metric and OBJECTIVE."""
+    another, each epoch reported with the seeds' mean metric and OBJECTIVE. On the driver's stop request
+    (`stop_path`) they save mid-epoch and end without telling the searcher anything more."""
 
     def trainable(tune_config: dict) -> None:
+        stop = StopRequest(stop_path)
+        if stop():
+            return  # the sweep is stopping: start nothing
+        try:
+            run_sample(tune_config, stop)
+        except TrialInterrupted:
+            return  # saved where it stands; the driver ends the run once its trials have
+
+    def run_sample(tune_config: dict, stop: StopRequest) -> None:
         cfg = sweep.config
         metric = sweep_metric(cfg)
         unit = sweep.trials_at({k: tune_config[k] for k in sweep.space}, tune_config[SAMPLE])
@@ -256,10 +261,10 @@ def _search_trainable(sweep: Sweep, results_dir: str, packed: bool):
         finished = set(earlier["trial_id"]) if not earlier.empty else set()
         todo = [t for t in unit if t.trial_id not in finished]
         if packed and len(todo) > 1:
-            run_pack_with_retries(todo, results_dir, cfg.resources.max_retries, on_pack_epoch=pack_epoch)
+            run_pack_with_retries(todo, results_dir, cfg.resources.max_retries, on_pack_epoch=pack_epoch, stop=stop)
         else:
             for trial in todo:
-                run_with_retries(trial, results_dir, cfg.resources.max_retries,
+                run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
                                  on_epoch=lambda row, _, t=trial: trial_epoch(t, row))
         if not sent:  # every seed had finished already: tell the searcher what they scored
             send({"epoch": cfg.train.epochs})
@@ -309,22 +314,19 @@ def run_search(sweep: Sweep, results_dir: Path, *, address: Optional[str] = None
         return key, units[key]
 
     progress = Progress(remaining * len(sweep.seeds), metric, stream)
-    trainable = tune.with_resources(_search_trainable(sweep, str(results_dir.resolve()), packed),
+    stop_path = stop_file(results_dir)
+    signals = StopSignals(progress, stop_path)
+    trainable = tune.with_resources(_search_trainable(sweep, str(results_dir.resolve()), packed, stop_path),
                                     trial_resources(cfg, gpus))
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining, scheduler=make_scheduler(cfg),
                                     max_concurrent_trials=max_concurrent or cfg.resources.max_concurrent,
                                     reuse_actors=True),
-        run_config=run_config(cfg, results_dir, make_callback(progress, results_dir, unit_of, on_finished)),
+        run_config=run_config(cfg, results_dir, make_callback(progress, results_dir, unit_of, signals, on_finished)),
     )
-    grid = fit(tuner, progress, lambda: [t for unit in units.values() for t in unit])
-    errors = {}
-    for result in grid:
-        config = result.config or {}
-        if SAMPLE in config and result.error is not None:
-            for t in unit_of(config)[1]:
-                errors[t.trial_id] = f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
+    grid = fit(tuner, progress, lambda: [t for unit in units.values() for t in unit], signals)
+    errors = tune_errors(grid, lambda config: unit_of(config)[1] if SAMPLE in config else [])
     trials = [t for unit in units.values() for t in unit]
     if not trials:
         print("warning: the searcher proposed no configuration", file=sys.stderr, flush=True)

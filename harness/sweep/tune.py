@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-import pandas as pd
 import torch
 
 from harness import store
 from harness.config import Trial
 from harness.engine.device import make_accelerator
+from harness.engine.stop import StopRequest, TrialInterrupted, request_stop
 from harness.packed_trial import run_pack
 from harness.sweep.packs import member_cap_for, pack_id, plan_packs, why_not_packed
 from harness.sweep.progress import MEMBERS, Progress
@@ -63,28 +63,31 @@ def report(metrics: dict, cfg) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-def run_with_retries(trial: Trial, results_dir: str, max_retries: int, on_epoch=None, accelerator=None):
+def run_with_retries(trial: Trial, results_dir: str, max_retries: int, on_epoch=None, accelerator=None,
+                     stop: Optional[StopRequest] = None, extra: Optional[dict] = None):
     """Run a trial; when it fails, run it again (at most `max_retries` times more), continuing from its
     last epoch checkpoint: a failed trial keeps its checkpoint. Returns the last outcome."""
     for attempt in range(max_retries + 1):
         outcome = run_trial(trial.config, trial.trial_id, results_dir, trial.point, on_epoch=on_epoch,
-                            accelerator=accelerator, attempt=attempt + 1)
+                            accelerator=accelerator, attempt=attempt + 1, stop=stop, extra=extra)
         if outcome.status != Status.FAILED:
             break
     return outcome
 
 
-def run_pack_with_retries(unit: list[Trial], results_dir: str, max_retries: int, on_pack_epoch=None):
+def run_pack_with_retries(unit: list[Trial], results_dir: str, max_retries: int, on_pack_epoch=None,
+                          stop: Optional[StopRequest] = None):
     """Run a pack; members that failed (the pack raised) run again as a pack, at most `max_retries`
     times more, each from its last checkpoint. Members with a row already (Tune restarting the pack after
     its worker died: a member that stopped early was written when it stopped) do not run again."""
     outcomes = {}
-    written = {t.trial_id for t in unit if recorded_status(Path(results_dir), t.trial_id) not in (None, Status.FAILED)}
-    todo = [t for t in unit if t.trial_id not in written]
+    recorded = store.recorded_statuses(results_dir, [t.trial_id for t in unit])
+    todo = [t for t in unit if recorded.get(t.trial_id) in (None, Status.FAILED)]
     if not todo:
         return []
     for attempt in range(max_retries + 1):
-        for outcome in run_pack(todo, results_dir, pack_id(unit), attempt=attempt + 1, on_pack_epoch=on_pack_epoch):
+        for outcome in run_pack(todo, results_dir, pack_id(unit), attempt=attempt + 1, on_pack_epoch=on_pack_epoch,
+                                stop=stop):
             outcomes[outcome.trial_id] = outcome
         todo = [t for t in todo if outcomes[t.trial_id].status == Status.FAILED]
         if not todo:
@@ -108,23 +111,37 @@ def pack_report(closed: list, metric: str, seeds_mean: bool = False) -> dict:
     return out
 
 
-def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, backend: str):
+def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, backend: str, stop_path: Path):
     """The function Tune runs per unit: look it up by id and run it, a pack or one trial (data-parallel if
-    asked). Every epoch is reported to Tune as it ends; a trial's status is read from its Parquet row."""
+    asked). Every epoch is reported to Tune as it ends; a trial's status is read from its Parquet row. Once
+    the driver asks them to stop (`stop_path`, StopSignals), trials save mid-epoch and end with no row."""
 
     def trainable(tune_config: dict) -> None:
         unit = units[tune_config["trial_id"]]
         trial = unit[0]
         cfg = trial.config
-        if len(unit) > 1:
-            run_pack_with_retries(unit, results_dir, cfg.resources.max_retries,
-                                  on_pack_epoch=lambda closed: report(pack_report(
-                                      closed, sweep_metric(cfg), seeds_mean=cfg.tune.scheduler != "none"), cfg))
-        elif workers <= 1:
-            run_with_retries(trial, results_dir, cfg.resources.max_retries,
-                             on_epoch=lambda row, _: report(tune_metrics(row), cfg))
-        else:
-            _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
+        stop = StopRequest(stop_path)
+        if stop():
+            return  # the sweep is stopping: start nothing
+        try:
+            if len(unit) > 1:
+                run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop,
+                                      on_pack_epoch=lambda closed: report(pack_report(
+                                          closed, sweep_metric(cfg), seeds_mean=cfg.tune.scheduler != "none"), cfg))
+            elif cfg.tune.scheduler == "pbt":
+                from harness.sweep import pbt
+
+                trial, schedule = pbt.start(trial, tune_config, Path(results_dir))
+                run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
+                                 on_epoch=lambda row, _: pbt.report(tune_metrics(row), trial, Path(results_dir), schedule),
+                                 extra={"pbt_schedule": json.dumps(schedule)})
+            elif workers <= 1:
+                run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
+                                 on_epoch=lambda row, _: report(tune_metrics(row), cfg))
+            else:  # data-parallel: every rank would have to agree on the step; Tune ends these at once instead
+                _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
+        except TrialInterrupted:
+            return  # saved where it stands; the driver ends the run once its trials have
 
     return trainable
 
@@ -156,25 +173,17 @@ def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bo
     trainer.fit()
 
 
-def recorded_status(results_dir: Path, trial_id: str) -> Optional[str]:
-    """The status in a trial's own trials row, or None when it has none (yet)."""
-    path = store.part_path(results_dir, "trials", trial_id)
-    try:
-        return str(pd.read_parquet(path, columns=["status"])["status"].iloc[-1])
-    except (OSError, IndexError, KeyError):  # no row yet (or it is being replaced right now)
-        return None
-
-
 def make_callback(progress: Progress, results_dir: Path, unit_of: Callable[[dict], tuple[str, list[Trial]]],
-                   on_finished: Optional[Callable[[list[str]], None]] = None):
+                  signals: "StopSignals", on_finished: Optional[Callable[[list[str]], None]] = None):
     """A Tune callback that keeps the progress line, and calls `on_finished(trial_ids)` in the driver as
     trials finish (their rows are written then, except a trial a scheduler stopped: finalize writes it).
-    `unit_of(tune_config)` names a Tune trial's unit of work and gives its trials."""
+    `unit_of(tune_config)` names a Tune trial's unit of work and gives its trials; `signals` are installed
+    once Tune has set up its own handlers."""
     from ray import tune
 
     class ProgressCallback(tune.Callback):
         def setup(self, **info):
-            catch_stop_signals(progress)
+            signals.install()
 
         def on_trial_start(self, iteration, trials, trial, **info):
             unit, members = unit_of(trial.config)
@@ -197,9 +206,13 @@ def make_callback(progress: Progress, results_dir: Path, unit_of: Callable[[dict
         """A Tune trial ended: each of its trials not yet counted finishes with its row's status."""
         unit, members = unit_of(config)
         progress.unit_ended(unit)
-        finished = [t.trial_id for t in members if t.trial_id not in progress.done]
+        recorded = store.recorded_statuses(results_dir, [t.trial_id for t in members if t.trial_id not in progress.done])
+        status = {t.trial_id: recorded.get(t.trial_id) for t in members if t.trial_id not in progress.done}
+        if progress.interrupted:  # stopped on a signal: a trial with no row is left for --resume, not finished
+            status = {tid: s for tid, s in status.items() if s is not None}
+        finished = list(status)
         for tid in finished:
-            progress.finish(tid, recorded_status(results_dir, tid) or without_row)
+            progress.finish(tid, status[tid] or without_row)
         if on_finished is not None and finished:
             try:
                 on_finished(finished)
@@ -211,43 +224,96 @@ def make_callback(progress: Progress, results_dir: Path, unit_of: Callable[[dict
 
 class Interrupted(Exception):
     """The sweep was told to stop (SIGUSR1: SLURM's warning before the time limit; SIGTERM: a preemption):
-    its running trials were stopped at once and keep their last epoch checkpoint and no row, so that a
+    its running trials saved where they stood, mid-epoch (StopSignals), and have no row, so that a
     --resume continues them."""
 
     def __init__(self, signal_name: str, left: list[str]):
-        super().__init__(f"interrupted by {signal_name}: {len(left)} trial(s) left, which continue from their "
-                         f"checkpoints on --resume")
+        super().__init__(f"interrupted by {signal_name}: {len(left)} trial(s) left, which continue where they "
+                         f"stopped on --resume")
         self.signal_name, self.left = signal_name, left
 
 
-def catch_stop_signals(progress: Progress) -> None:
-    """In the driver, while Tune runs: SIGUSR1 and SIGTERM end the run at once, through Tune's own SIGUSR1
-    handler (it stops every trial and returns from fit), and are noted on `progress` (run_on_tune then
-    raises Interrupted instead of giving unfinished trials a row). Tune installs its handler before it
-    sets up callbacks; this wraps it."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    tune_stop = signal.getsignal(signal.SIGUSR1)
-
-    def stop(signum, frame):
-        progress.interrupted = signal.Signals(signum).name
-        if callable(tune_stop):
-            tune_stop(signal.SIGUSR1, frame)
-
-    signal.signal(signal.SIGUSR1, stop)
-    signal.signal(signal.SIGTERM, stop)
+STOP_GRACE = 20.0  # seconds trials have to save where they stand after a stop signal, before Tune ends them
 
 
-def fit(tuner, progress: Progress, trials: Callable[[], list[Trial]] | list[Trial]):
+def stop_file(results_dir: Path) -> Path:
+    """This driver's stop request (harness.engine.stop): its own host and pid, since array tasks sharing
+    a results folder by claims stop one at a time. Cleared now: a pid can come back after a requeue."""
+    import socket
+
+    path = results_dir.resolve() / "_stop" / f"{socket.gethostname()}-{os.getpid()}"
+    path.unlink(missing_ok=True)
+    return path
+
+
+class StopSignals:
+    """In the driver, while Tune runs: on SIGUSR1 or SIGTERM (SLURM's warning before the time limit, a
+    preemption), ask the running trials to stop (the stop file), give them up to STOP_GRACE seconds to
+    save mid-epoch and end, then end the run through Tune's own SIGUSR1 handler; a second signal ends it
+    at once. The signal is noted on `progress`: run_on_tune then raises Interrupted instead of giving
+    unfinished trials a row. `wait=False` (data-parallel trials, which cannot stop mid-epoch): end the run
+    at once, each trial keeping its last epoch checkpoint."""
+
+    def __init__(self, progress: Progress, path: Path, wait: bool = True):
+        self.progress, self.path, self.wait = progress, path, wait
+        self._closed = self._waiter = None
+
+    def __getstate__(self):  # Tune pickles its callbacks, and this with them: no thread, no event
+        return {**self.__dict__, "_closed": None, "_waiter": None}
+
+    def install(self) -> None:
+        """Wrap Tune's SIGUSR1 handler (Tune installs it before it sets up callbacks) and handle SIGTERM alike."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        tune_stop = signal.getsignal(signal.SIGUSR1)
+        self._closed = threading.Event()
+
+        def on_signal(signum, frame):
+            first = self.progress.interrupted is None
+            if first:
+                self.progress.interrupted = signal.Signals(signum).name
+            if first and self.wait:
+                request_stop(self.path)
+                self._waiter = threading.Thread(target=self._end_when_saved, daemon=True)
+                self._waiter.start()
+            elif callable(tune_stop):
+                tune_stop(signal.SIGUSR1, frame)
+
+        signal.signal(signal.SIGUSR1, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+    def _end_when_saved(self) -> None:
+        """Wait until the units running at the signal have ended (or STOP_GRACE), then signal the driver
+        again: Tune's handler must run in the main thread."""
+        import signal
+
+        running = set(self.progress.units)
+        deadline = time.monotonic() + STOP_GRACE
+        while running & self.progress.units and time.monotonic() < deadline and not self._closed.is_set():
+            time.sleep(0.1)
+        if not self._closed.is_set():
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    def close(self) -> None:
+        """The run is over: no more signal from the waiter; the stop file goes."""
+        if self._closed is not None:
+            self._closed.set()
+        if self._waiter is not None:
+            self._waiter.join()
+        self.path.unlink(missing_ok=True)
+
+
+def fit(tuner, progress: Progress, trials: Callable[[], list[Trial]] | list[Trial], signals: StopSignals):
     """tuner.fit(), with the driver's stop-signal handlers put back and the progress line closed after;
     raises Interrupted when a stop signal ended it (`trials`: the sweep's, or a function giving them)."""
     handlers = stop_signal_handlers()
     try:
         grid = tuner.fit()
     finally:
+        signals.close()
         progress.close()
         restore_stop_signals(handlers)
     check_interrupted(progress, trials() if callable(trials) else trials)
@@ -272,7 +338,7 @@ def restore_stop_signals(handlers: dict) -> None:
 
 
 def check_interrupted(progress: Progress, trials: list[Trial]) -> None:
-    """Raise Interrupted when a stop signal ended the run (harness.sweep.tune.catch_stop_signals)."""
+    """Raise Interrupted when a stop signal ended the run (StopSignals)."""
     if progress.interrupted:
         raise Interrupted(progress.interrupted, [t.trial_id for t in trials if t.trial_id not in progress.done])
 
@@ -297,6 +363,10 @@ def make_scheduler(cfg):
     if cfg.tune.scheduler == "median_stopping":
         return schedulers.MedianStoppingRule(time_attr="epoch", metric=metric, mode=mode,
                                              grace_period=cfg.tune.grace_period, min_samples_required=3)
+    if cfg.tune.scheduler == "pbt":
+        from harness.sweep.pbt import make_pbt
+
+        return make_pbt(cfg, metric, mode)
     return None
 
 
@@ -440,7 +510,9 @@ def run_config(cfg, results_dir: Path, callback):
         verbose=0, callbacks=[callback],
         # a trial whose worker died (out of memory, a lost node) starts again from its checkpoint
         failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # hyperband's markers (report())
+        # hyperband's markers (report()); PBT's copies of trials' states (harness.sweep.pbt), of which Tune
+        # warns that keeping 2 or fewer can lose one a trial is about to copy
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3 if cfg.tune.scheduler == "pbt" else 1),
     )
 
 
@@ -463,16 +535,24 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
     elif why_not_packed(cfg, no_pack) and len(trials) > 1:
         print(f"trials run one by one ({why_not_packed(cfg, no_pack)})", flush=True)
     # data-parallel trials: NCCL between CUDA devices, gloo otherwise (logical GPUs, CPUs)
+    stop_path = stop_file(results_dir)
     trainable = _tune_trainable(units, str(results_dir.resolve()), workers, use_gpu=gpus > 0,
-                                backend="nccl" if cuda else "gloo")
+                                backend="nccl" if cuda else "gloo", stop_path=stop_path)
     resources = trial_resources(cfg, gpus)
     trainable = tune.with_resources(trainable, resources)
 
     scheduler = make_scheduler(cfg)
     progress = Progress(len(trials), sweep_metric(cfg), stream)
+    signals = StopSignals(progress, stop_path, wait=workers <= 1)
+    if cfg.tune.scheduler == "pbt":
+        from harness.sweep.pbt import param_space
+
+        space = param_space(units, results_dir)
+    else:
+        space = {"trial_id": tune.grid_search(list(units))}
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial_id": tune.grid_search(list(units))},
+        param_space=space,
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or cfg.resources.max_concurrent,
                                     # a worker serves trial after trial: its imports (torch, torch._dynamo) are paid
                                     # once per worker, not per trial (2.65 s -> 0.15-0.25 s a trial on 2 CPUs,
@@ -480,18 +560,25 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
                                     # fresh Accelerator
                                     scheduler=scheduler, reuse_actors=True),
         run_config=run_config(cfg, results_dir, make_callback(
-            progress, results_dir, lambda config: (config["trial_id"], units[config["trial_id"]]), on_finished)),
+            progress, results_dir, lambda config: (config["trial_id"], units[config["trial_id"]]), signals,
+            on_finished)),
     )
-    grid = fit(tuner, progress, trials)
+    grid = fit(tuner, progress, trials, signals)
     unit_word = "program(s)" if packed else "trial(s)"
     print(f"at most {progress.peak_units} {unit_word} ran at once ({resources_text(resources, workers)} each)", flush=True)
+    errors = tune_errors(grid, lambda config: units.get(config.get("trial_id"), []))
+    return finalize(trials, results_dir, errors)
+
+
+def tune_errors(grid, trials_of: Callable[[dict], list[Trial]]) -> dict[str, str]:
+    """trial_id -> the first line of the error of each Tune trial that raised, for every trial of its unit
+    (`trials_of(tune_config)`): what finalize records for a trial that wrote no row itself."""
     errors = {}
     for result in grid:
-        uid = (result.config or {}).get("trial_id")
-        if uid and result.error is not None:
-            for t in units.get(uid, []):
+        if result.error is not None:
+            for t in trials_of(result.config or {}):
                 errors[t.trial_id] = f"{type(result.error).__name__}: {result.error}".splitlines()[0][:500]
-    return finalize(trials, results_dir, errors)
+    return errors
 
 
 def finalize(trials: list[Trial], results_dir: Path, errors: dict[str, str]) -> dict[str, str]:

@@ -1,0 +1,109 @@
+"""Population based training (tune.scheduler pbt, harness.sweep.pbt) on real Ray Tune: the grid's trials
+are the population; at each perturbation epoch a bottom trial takes a top trial's state and goes on with a
+perturbed learning rate. Every trial keeps its id and has its rows once, with its lineage in the epoch
+rows and its hyperparameters over time in `pbt_schedule`. The checks on the sweep file are pure."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from harness import store
+from harness.config import ConfigError, build_sweep
+from harness.report import write_report
+from harness.resume import config_changes
+from harness.sweep.cli import main
+
+DATA = {"name": "synthetic", "num_train": 512, "num_val": 128, "num_test": 128, "shape": [1, 8, 8], "num_classes": 4}
+BASE = {"dataset": DATA, "model": {"arch": "mlp", "widths": [16]}, "optimizer": {"name": "sgd", "momentum": 0.9},
+        "train": {"epochs": 6, "batch_size": 64}, "health": {"enabled": False},
+        "early_stopping": {"enabled": False}, "resources": {"cpus_per_trial": 1}, "seeds": [0]}
+PBT = {"scheduler": "pbt", "perturbation_interval": 2, "mutations": {"optimizer.lr": {"loguniform": [1.0e-4, 0.5]}}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_ray():
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+def test_pbt_sweeps_are_checked():
+    sweep = build_sweep({**BASE, "name": "p", "tune": PBT, "grid": {"optimizer.lr": [0.1, 0.01]}})
+    assert [t.config.tune.scheduler for t in sweep.trials] == ["pbt", "pbt"]
+    for tune, extra, message in (
+            ({**PBT, "mutations": {}}, {}, "pbt needs tune.mutations"),
+            ({**PBT, "mutations": {"model.activation": ["relu"]}}, {}, "'model.activation' cannot change while"),
+            ({**PBT, "mutations": {"optimizer.lr": {"randint": [1, 3]}}}, {}, "randint is for integers"),
+            ({**PBT, "mutations": {"optimizer.lr": ["fast"]}}, {}, "a list of numbers"),
+            ({**PBT, "perturbation_interval": 6}, {}, "must be below train.epochs"),
+            (PBT, {"scheduler": {"name": "cosine"}}, "sets the learning rate itself"),
+            ({**PBT, "search": "optuna"}, {}, "runs no searcher beside it"),
+            (PBT, {"resources": {"workers_per_trial": 2}}, "data-parallel trials"),
+            ({"mutations": PBT["mutations"]}, {}, "tune.mutations are for tune.scheduler pbt")):
+        with pytest.raises(ConfigError, match=message):
+            build_sweep({**BASE, "name": "p", "tune": tune, **extra, "grid": {"optimizer.lr": [0.1]}})
+
+
+def test_resume_does_not_count_what_pbt_changed_as_a_changed_config():
+    [ran, now] = [t.config.model_dump(mode="json") for t in build_sweep(
+        {**BASE, "name": "p", "tune": PBT, "grid": {"optimizer.lr": [0.1, 0.01]}}).trials]
+    assert config_changes(ran, now) == {}  # the learning rate is PBT's to change
+    now["train"]["epochs"] = 9
+    assert config_changes(ran, now) == {"train.epochs": (6, 9)}
+    now["tune"]["scheduler"] = "none"
+    assert "optimizer.lr" in config_changes(ran, now)
+
+
+def test_pbt_copies_bottom_trials_from_top_ones_and_records_their_schedules(tmp_path):
+    sweep = {**BASE, "name": "pbt", "tune": PBT, "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}}
+    path = tmp_path / "pbt.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    assert main([str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
+    results = tmp_path / "pbt"
+    trials = store.read_table(results, "trials").set_index("trial_id")
+    epochs = store.read_table(results, "epochs")
+    assert sorted(trials.index) == sorted(f"lr={lr}-seed=0" for lr in ("0.3", "0.05", "0.001", "1e-05"))
+    assert set(trials["status"]) == {"completed"}
+    assert (epochs.groupby("trial_id")["epoch"].apply(list) == [[1, 2, 3, 4, 5, 6]] * 4).all()
+    by_trial = {tid: rows.set_index("epoch") for tid, rows in epochs.groupby("trial_id")}
+    copies = 0
+    for tid, row in trials.iterrows():
+        schedule = json.loads(row["pbt_schedule"])  # the lineage of the weights the trial ends with
+        root = schedule[0]
+        assert root["epoch"] == 0 and root["trial"] in trials.index
+        assert root["config"]["optimizer.lr"] == json.loads(trials.loc[root["trial"], "point"])["optimizer.lr"]
+        assert schedule[-1]["trial"] == tid or len(schedule) == 1 and root["trial"] == tid
+        assert row["optimizer.lr"] == schedule[-1]["config"]["optimizer.lr"]  # the config column: the last value
+        assert [s["epoch"] for s in schedule] == sorted(s["epoch"] for s in schedule)
+        for before, step in zip(schedule, schedule[1:]):
+            copies += step["trial"] == tid
+            assert step["epoch"] % 2 == 0 and 0 < step["epoch"] < 6 and step["trial"] != before["trial"]
+            lr = step["config"]["optimizer.lr"]
+            assert 1.0e-4 * 0.8 <= lr <= 0.5 * 1.2
+        # each entry's epochs trained with its rate (sgd, no schedule: the rate given), the last one's by this trial
+        rates = by_trial[tid]["lr"]
+        for step, after in zip(schedule, [*schedule[1:], {"epoch": 6}]):
+            trained = rates.loc[step["epoch"] + 1:after["epoch"]].tolist()
+            assert trained == pytest.approx([step["config"]["optimizer.lr"]] * len(trained)), (tid, schedule)
+    # synchronous PBT: at epochs 2 and 4 the worst quarter (one trial) copies the best
+    assert copies == 2, trials["pbt_schedule"].tolist()
+    assert not list((results / "checkpoints").glob("*"))
+
+    # the report shows each trial's lineage, best first, and says how to read the leaderboard under PBT
+    report = write_report(results)
+    lineages = pd.read_csv(report / "pbt.csv")
+    assert sorted(lineages["trial_id"]) == sorted(trials.index)
+    assert lineages["best_val_acc"].is_monotonic_decreasing
+    assert lineages["copies"].sum() >= copies
+    copied = lineages[lineages["copies"] > 0].iloc[0]
+    assert " → epoch " in copied["lineage"] and copied["lineage"].endswith(f"({_lr(trials, copied['trial_id'])})")
+    text = (report / "leaderboard.md").read_text()
+    assert "Population based training: lineages" in text and "not to the starting point its id names" in text
+    assert 'id="pbt"' in (report / "index.html").read_text()
+
+
+def _lr(trials, tid) -> str:
+    return f"lr {trials.loc[tid, 'optimizer.lr']:.4g}"
