@@ -107,3 +107,40 @@ def test_pbt_copies_bottom_trials_from_top_ones_and_records_their_schedules(tmp_
 
 def _lr(trials, tid) -> str:
     return f"lr {trials.loc[tid, 'optimizer.lr']:.4g}"
+
+
+def test_a_pbt_sweep_stopped_by_a_signal_resumes_each_trial_on_its_lineage(tmp_path):
+    """SIGUSR1 once the population is past the first copy (epoch 2): the sweep exits 3 with every trial's
+    schedule in its checkpoint; --resume finishes each one from there, its lineage extended, not restarted."""
+    import os
+    import signal
+    import threading
+    import time
+
+    data = {**DATA, "num_train": 12000}
+    sweep = {**BASE, "dataset": data, "name": "pbt-resume", "tune": PBT,
+             "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}}
+    path = tmp_path / "pbt-resume.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    results = tmp_path / "pbt-resume"
+    args = [str(path), "--results-dir", str(tmp_path), "--no-report"]
+
+    def stop_after_epoch_2():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(store.read_table(results, "epochs")) < 10:  # 4 x 2, then more
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    threading.Thread(target=stop_after_epoch_2, daemon=True).start()
+    assert main(args) == 3
+    assert store.read_table(results, "trials").empty
+    saved = {p.parent.name: json.loads(p.read_text())["schedule"] for p in (results / "checkpoints").glob("*/pbt.json")}
+    assert len(saved) == 4 and sum(len(s) - 1 for s in saved.values()) >= 1, saved  # the copy at epoch 2
+    assert main([*args, "--resume"]) == 0
+    trials = store.read_table(results, "trials").set_index("trial_id")
+    epochs = store.read_table(results, "epochs")
+    assert set(trials["status"]) == {"completed"} and len(trials) == 4
+    assert (epochs.groupby("trial_id")["epoch"].apply(list) == [[1, 2, 3, 4, 5, 6]] * 4).all()
+    for tid, before in saved.items():
+        after = json.loads(trials.loc[tid, "pbt_schedule"])
+        assert after[:len(before)] == before, (tid, before, after)  # continued, not started over

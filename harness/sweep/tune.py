@@ -503,11 +503,26 @@ def trial_resources(cfg, gpus: float) -> dict:
 def run_config(cfg, results_dir: Path, callback):
     """Tune's RunConfig for a sweep: storage under RESULTS_DIR/_ray, the progress callback, retries."""
     from ray import tune
+    from ray.tune.progress_reporter import TrialProgressCallback
+
+    class Silent(TrialProgressCallback):
+        """In place of the one Tune adds, which prints "Trial ... completed. Last result:" for a trial that
+        ends without a result (one started as the sweep stops) whatever the verbosity: the sweep's progress
+        line says what happens."""
+
+        def on_trial_result(self, *args, **kwargs) -> None:
+            pass
+
+        def on_trial_complete(self, *args, **kwargs) -> None:
+            pass
+
+        def on_trial_error(self, *args, **kwargs) -> None:
+            pass
 
     return tune.RunConfig(
         name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
         storage_path=str((results_dir / "_ray").resolve()),
-        verbose=0, callbacks=[callback],
+        verbose=0, callbacks=[callback, Silent()],
         # a trial whose worker died (out of memory, a lost node) starts again from its checkpoint
         failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         # hyperband's markers (report()); PBT's copies of trials' states (harness.sweep.pbt), of which Tune
