@@ -181,7 +181,7 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
         train_seconds = time.perf_counter() - t0
         before = 0.0
         if start_step:  # each member's sums with its steps before the interruption
-            resumed = [progress[k].resumed_sums(epoch, sums[j], 0.0) for j, k in enumerate(active)]
+            resumed = [progress[k].resumed_sums(epoch, sums[j]) for j, k in enumerate(active)]
             sums, before = torch.stack([r[0] for r in resumed]), resumed[0][1]
             train_seconds += before
         if stop is not None and stop.fired:

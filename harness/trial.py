@@ -180,7 +180,7 @@ def train(task: Task, cfg: RunConfig, trial_id: str, results_dir: Optional[Path]
             start_step=start_step, stop=stop)
         sums = accelerator.reduce(sums, "sum").cpu()  # the epoch's one host sync
         sync(device)
-        sums, before = progress.resumed_sums(epoch, sums, 0.0)  # with the steps run before an interruption
+        sums, before = progress.resumed_sums(epoch, sums)  # with the steps run before an interruption
         train_seconds = time.perf_counter() - t0 - warmup_s + before
         if stop is not None and stop.fired:
             progress.save_stopped(epoch, sums, train_seconds, round(sums[STEPS].item()) // world, lr)

@@ -105,11 +105,12 @@ class TrialProgress:
                 store.write_part(self.results_dir, "epochs", self.trial_id, self.history)  # visible while it runs
         return verdict
 
-    def resumed_sums(self, epoch: int, sums, seconds: float):
-        """An epoch's training sums and seconds, with what ran of it before a stop request (start_epoch's)."""
+    def resumed_sums(self, epoch: int, sums):
+        """An epoch's training sums with what ran of it before a stop request (start_epoch's), and the seconds
+        that took (0.0 for any other epoch)."""
         if epoch != self.start_epoch or self.partial is None:
-            return sums, seconds
-        return sums + self.partial.to(sums), seconds + self.partial_seconds
+            return sums, 0.0
+        return sums + self.partial.to(sums), self.partial_seconds
 
     def epoch_lr(self, epoch: int, lr: float) -> float:
         """The learning rate an epoch started with (its row's `lr`): `lr`, or the one saved mid-epoch."""

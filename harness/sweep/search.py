@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional
 from harness import store
 from harness.config import ConfigError, Sweep, Trial, flatten, trial_id
 from harness.config.spaces import Space, tune_domain
-from harness.engine.stop import StopRequest, TrialInterrupted
+from harness.engine.stop import StopRequest
 from harness.resume import checkpoint_configs
 from harness.sweep.packs import why_not_packed
 from harness.sweep.progress import Progress
@@ -48,6 +48,7 @@ from harness.sweep.tune import (
     report,
     run_config,
     run_pack_with_retries,
+    run_unless_stopped,
     run_with_retries,
     stop_file,
     sweep_metric,
@@ -229,13 +230,7 @@ def _search_trainable(sweep: Sweep, results_dir: str, packed: bool, stop_path: P
     (`stop_path`) they save mid-epoch and end without telling the searcher anything more."""
 
     def trainable(tune_config: dict) -> None:
-        stop = StopRequest(stop_path)
-        if stop():
-            return  # the sweep is stopping: start nothing
-        try:
-            run_sample(tune_config, stop)
-        except TrialInterrupted:
-            return  # saved where it stands; the driver ends the run once its trials have
+        run_unless_stopped(stop_path, lambda stop: run_sample(tune_config, stop))
 
     def run_sample(tune_config: dict, stop: StopRequest) -> None:
         cfg = sweep.config

@@ -111,37 +111,47 @@ def pack_report(closed: list, metric: str, seeds_mean: bool = False) -> dict:
     return out
 
 
+def run_unless_stopped(stop_path: Path, run: Callable[[StopRequest], None]) -> None:
+    """What a Tune trainable runs: `run(stop)`, unless the sweep is stopping already (then nothing starts).
+    A trial the stop request interrupted has saved where it stands; the Tune trial just ends, and the
+    driver ends the run once its trials have (StopSignals)."""
+    stop = StopRequest(stop_path)
+    if stop():
+        return
+    try:
+        run(stop)
+    except TrialInterrupted:
+        pass
+
+
 def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, backend: str, stop_path: Path):
     """The function Tune runs per unit: look it up by id and run it, a pack or one trial (data-parallel if
     asked). Every epoch is reported to Tune as it ends; a trial's status is read from its Parquet row. Once
     the driver asks them to stop (`stop_path`, StopSignals), trials save mid-epoch and end with no row."""
 
     def trainable(tune_config: dict) -> None:
+        run_unless_stopped(stop_path, lambda stop: run_unit(tune_config, stop))
+
+    def run_unit(tune_config: dict, stop: StopRequest) -> None:
         unit = units[tune_config["trial_id"]]
         trial = unit[0]
         cfg = trial.config
-        stop = StopRequest(stop_path)
-        if stop():
-            return  # the sweep is stopping: start nothing
-        try:
-            if len(unit) > 1:
-                run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop,
-                                      on_pack_epoch=lambda closed: report(pack_report(
-                                          closed, sweep_metric(cfg), seeds_mean=cfg.tune.scheduler != "none"), cfg))
-            elif cfg.tune.scheduler == "pbt":
-                from harness.sweep import pbt
+        if len(unit) > 1:
+            run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop,
+                                  on_pack_epoch=lambda closed: report(pack_report(
+                                      closed, sweep_metric(cfg), seeds_mean=cfg.tune.scheduler != "none"), cfg))
+        elif cfg.tune.scheduler == "pbt":
+            from harness.sweep import pbt
 
-                trial, schedule = pbt.start(trial, tune_config, Path(results_dir))
-                run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
-                                 on_epoch=lambda row, _: pbt.report(tune_metrics(row), trial, Path(results_dir), schedule),
-                                 extra={"pbt_schedule": json.dumps(schedule)})
-            elif workers <= 1:
-                run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
-                                 on_epoch=lambda row, _: report(tune_metrics(row), cfg))
-            else:  # data-parallel: every rank would have to agree on the step; Tune ends these at once instead
-                _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
-        except TrialInterrupted:
-            return  # saved where it stands; the driver ends the run once its trials have
+            trial, schedule = pbt.start(trial, tune_config, Path(results_dir))
+            run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
+                             on_epoch=lambda row, _: pbt.report(tune_metrics(row), trial, Path(results_dir), schedule),
+                             extra={"pbt_schedule": json.dumps(schedule)})
+        elif workers <= 1:
+            run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
+                             on_epoch=lambda row, _: report(tune_metrics(row), cfg))
+        else:  # data-parallel: every rank would have to agree on the step; Tune ends these at once instead
+            _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
 
     return trainable
 
