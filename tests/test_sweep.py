@@ -87,7 +87,9 @@ def test_failing_trial_is_recorded_and_the_sweep_exits_1(tmp_path, write_sweep):
 
 
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, write_sweep):
-    path = write_sweep(SWEEP.format(name="killed", epochs=6, lrs="[0.01, 0.003, 0.001]"))  # 12 trials
+    # 12 trials of a few seconds each (512 samples: a fast machine ran all 12 between two looks at the table)
+    path = write_sweep(SWEEP.format(name="killed", epochs=6, lrs="[0.01, 0.003, 0.001]")
+                       .replace("num_train: 512", "num_train: 8192"))
     # one trial per program, so that some trials have finished and others not when the kill comes
     # (packs resuming from their members' checkpoints: tests/test_pack.py)
     proc = subprocess.Popen(sweep_cmd(path, tmp_path, "--no-pack"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
