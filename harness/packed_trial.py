@@ -49,17 +49,18 @@ PackEpochCallback = Callable[[list], None]
 def run_pack(trials: Sequence[Trial], results_dir: Optional[str | Path] = None, pack_id: str = "pack",
              on_epoch: Optional[MemberEpochCallback] = None, accelerator=None, attempt: int = 1,
              rule: str = "stacked", on_pack_epoch: Optional[PackEpochCallback] = None,
-             stop: Optional[StopRequest] = None) -> list[TrialOutcome]:
+             stop: Optional[StopRequest] = None, extras: Optional[dict[str, dict]] = None) -> list[TrialOutcome]:
     """Train `trials` as one pack and write each member's rows under results_dir as it finishes (a member
     that stops early is written then, not when the pack ends); one outcome per trial, in order. An
     exception in the pack fails the members still running (each keeps its checkpoint). `stop`: as
-    harness.trial.run_trial's (the members still training save mid-epoch; TrialInterrupted names them)."""
+    harness.trial.run_trial's (the members still training save mid-epoch; TrialInterrupted names them).
+    `extras`: trial id -> more trials-row columns for that member (PBT's `pbt_schedule`)."""
     trials = list(trials)
     accelerator = accelerator or make_accelerator(trials[0].config.train.precision)
     results_dir = None if results_dir is None else Path(results_dir)
     t_start = time.perf_counter()
     bases = [{**trial_base(t.config, t.trial_id, t.point, accelerator, attempt, results_dir), "pack_id": pack_id,
-              "pack_size": len(trials)} for t in trials]
+              "pack_size": len(trials), **(extras or {}).get(t.trial_id, {})} for t in trials]
     if results_dir is not None:
         store.forget_trials(results_dir, [t.trial_id for t in trials], keep_parts=True)
     finished: dict[str, TrialOutcome] = {}
@@ -123,11 +124,17 @@ def train_pack(trials: Sequence[Trial], results_dir: Optional[Path], accelerator
     marks = [stopped_mark(checkpoint_dir(results_dir, t.trial_id)) if cfg.train.checkpoint else None
              for t, cfg in zip(trials, configs)]
     mid_epoch = marks[0] is not None and all(m == marks[0] for m in marks)
+    # what PBT mutates (tune.mutations) keeps each member's config values over its checkpoint's, as alone
+    chosen = [[{k.split(".", 1)[1]: g[k.split(".", 1)[1]] for k in cfg.tune.mutations} for g in member.param_groups]
+              for cfg, member in zip(configs, optimizer.members)]
     progress = [TrialProgress(cfg, t.trial_id, results_dir, accelerator, module, member, scheduler, step_on,
                               splits.num_classes, uniform_loss, task.metric, task.chance(splits), generator=g,
                               mid_epoch=mid_epoch)
                 for t, cfg, module, member, (scheduler, step_on), g
                 in zip(trials, configs, modules, optimizer.members, schedules, generators)]
+    for member, values in zip(optimizer.members, chosen):
+        for group, kept in zip(member.param_groups, values):
+            group.update(kept)
     clip = [math.inf if cfg.train.grad_clip is None else cfg.train.grad_clip for cfg in configs]
     status = [Status.COMPLETED] * len(trials)
 

@@ -144,3 +144,38 @@ def test_a_pbt_sweep_stopped_by_a_signal_resumes_each_trial_on_its_lineage(tmp_p
     for tid, before in saved.items():
         after = json.loads(trials.loc[tid, "pbt_schedule"])
         assert after[:len(before)] == before, (tid, before, after)  # continued, not started over
+
+
+def test_pbt_over_packs_copies_a_configuration_seed_by_seed(tmp_path):
+    """Two seeds per configuration: each configuration's seeds train as one pack, PBT ranks the pack by
+    their mean, and a copying pack takes the donor pack's member of each seed (schedules, rates, rows)."""
+    sweep = {**BASE, "name": "pbt-packs", "tune": PBT, "seeds": [0, 1],
+             "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}}
+    path = tmp_path / "pbt-packs.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    assert main([str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
+    results = tmp_path / "pbt-packs"
+    trials = store.read_table(results, "trials").set_index("trial_id")
+    epochs = store.read_table(results, "epochs")
+    assert len(trials) == 8 and set(trials["status"]) == {"completed"}
+    assert set(trials["pack_size"]) == {2} and trials["pack_id"].nunique() == 4
+    assert (epochs.groupby("trial_id")["epoch"].apply(list) == [[1, 2, 3, 4, 5, 6]] * 8).all()
+    by_trial = {tid: rows.set_index("epoch") for tid, rows in epochs.groupby("trial_id")}
+    schedules = {tid: json.loads(s) for tid, s in trials["pbt_schedule"].items()}
+    copies = {}
+    for tid, schedule in schedules.items():
+        seed = trials.loc[tid, "seed"]
+        assert all(trials.loc[step["trial"], "seed"] == seed for step in schedule)  # each seed copies its own seed
+        for before, step in zip(schedule, schedule[1:]):
+            assert step["trial"] != before["trial"] and step["epoch"] in (2, 4)
+            if step["trial"] == tid:  # this trial's own copy (the rest of its schedule is its donor's)
+                copies.setdefault((trials.loc[tid, "pack_id"], step["epoch"]), []).append(step["config"])
+        rates = by_trial[tid]["lr"]
+        for step, after in zip(schedule, [*schedule[1:], {"epoch": 6}]):
+            trained = rates.loc[step["epoch"] + 1:after["epoch"]].tolist()
+            assert trained == pytest.approx([step["config"]["optimizer.lr"]] * len(trained)), (tid, schedule)
+    # synchronous PBT over 4 packs: at epochs 2 and 4 the worst pack copies the best; both its members at
+    # once, with the same new values
+    assert len(copies) == 2 and sorted(epoch for _, epoch in copies) == [2, 4], schedules
+    assert all(len(values) == 2 and values[0] == values[1] for values in copies.values()), copies
+    assert not list((results / "checkpoints").glob("*"))

@@ -54,8 +54,6 @@ def why_not_packed(cfg, no_pack: bool = False, seeds_only: bool = False) -> Opti
         return "resources.pack is off"
     if cfg.resources.pack == 1:
         return "resources.pack is 1"
-    if cfg.tune.scheduler == "pbt":
-        return "tune.scheduler pbt copies and perturbs trials one by one"
     if cfg.tune.scheduler != "none" and not seeds_only:
         return f"under tune.scheduler {cfg.tune.scheduler} a pack holds one configuration's seeds"
     if cfg.resources.workers_per_trial > 1:

@@ -1,17 +1,18 @@
 """Population based training (`tune.scheduler: pbt`) on Ray Tune's PopulationBasedTraining. The sweep's
-trials are the population. Every `tune.perturbation_interval` epochs, once all of them have got there
-(synchronous PBT), Tune ranks them on the sweep's metric. A trial in the bottom quarter takes a copy of a top-quarter trial's state (exploit: weights,
-optimizer, epoch rows) and goes on with perturbed hyperparameters (explore: `tune.mutations`, of
-harness.config.schema.PBT_KEYS).
+units (a trial alone, or a pack of one configuration's seeds, ranked by their mean) are the population.
+Every `tune.perturbation_interval` epochs, once all of them have got there (synchronous PBT), Tune ranks
+them on the sweep's metric. A unit in the bottom quarter takes a copy of a top-quarter unit's state
+(exploit: weights, optimizer, epoch rows; in a pack each member takes the donor's member of its seed) and
+goes on with perturbed hyperparameters (explore: `tune.mutations`, of harness.config.schema.PBT_KEYS).
 
 Tune decides who copies whom and the new values; what is here is the glue:
-- `param_space`: each trial's starting values in its Tune config, where PBT reads and perturbs them;
+- `param_space`: each unit's starting values in its Tune config, where PBT reads and perturbs them;
 - `make_pbt`: Tune's scheduler, keeping each Tune trial's own `trial_id` through a copy (Tune copies
-  the donor's whole config), and leaving trials at their last epoch alone;
-- `report`: at each perturbation epoch, a Tune checkpoint holding the trial's harness checkpoint
-  (last.pt, best.pt) and its schedule so far (pbt.json): what a trial that copies it starts from;
-- `start`: a trial (re)started by Tune installs the checkpoint it is given as its own (epoch rows
-  renamed to it) and runs with its config's current values.
+  the donor's whole config), and leaving units at their last epoch alone;
+- `report`: at each perturbation epoch, a Tune checkpoint holding each member's harness checkpoint
+  (last.pt, best.pt) and schedule so far (pbt.json): what a unit that copies it starts from;
+- `start`: a unit (re)started by Tune installs the checkpoint it is given as its own (epoch rows
+  renamed to each member) and runs with its config's current values.
 
 A trial's trials row records the lineage of the weights it ends with, `pbt_schedule`, JSON:
 [{"epoch": 0, "trial": "lr=0.3-seed=0", "config": {"optimizer.lr": 0.3}},
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from harness.config.dotted import set_dotted
 from harness.config.spaces import parse_space, rounded, tune_domain
 from harness.engine.checkpoint import LAST, checkpoint_dir, drop_stopped, save
 from harness.files import write_text
+from harness.vocabulary import Status
 
 SCHEDULE = "pbt.json"  # in a harness checkpoint folder and in each Tune checkpoint
 
@@ -131,42 +134,82 @@ def install(source: Path, trial_id: str, results_dir: Path) -> int:
     return int(state["epoch"])
 
 
-def start(trial: Trial, tune_config: dict, results_dir: Path) -> tuple[Trial, list[dict]]:
-    """The trial as Tune (re)starts it: the checkpoint Tune hands it installed (a donor's after a copy, its own
-    after a pause), the schedule so far with this start's step, and the config with the current values."""
+def _donor(trial: Trial, position: int, members: list[dict]) -> dict:
+    """The donor's member whose state a member takes: the one with its seed, else the one at its position
+    (a pack split differently, a trial alone copying another seed's)."""
+    same = [m for m in members if m["seed"] == trial.config.seed]
+    return same[0] if same else members[position % len(members)]
+
+
+def start(unit: list[Trial], tune_config: dict, results_dir: Path) -> tuple[list[Trial], dict[str, list[dict]]]:
+    """The unit (a trial alone or a pack of one configuration's seeds) as Tune (re)starts it: the checkpoint
+    Tune hands it installed (a donor unit's after a copy, its own after a pause: member by member, each
+    member taking the donor's member of its seed), each member's schedule so far with this start's step,
+    and the members with the config's current values. Members that have their row already (stopped
+    early) are left as they are."""
     from ray import tune
 
-    mutations = trial.config.tune.mutations
+    mutations = unit[0].config.tune.mutations
     values = _values(tune_config, mutations)
-    ckpt = checkpoint_dir(results_dir, trial.trial_id)
-    schedule = read_schedule(ckpt)
+    ids = [t.trial_id for t in unit]
+    recorded = store.recorded_statuses(results_dir, ids)
+    schedules = {t.trial_id: read_schedule(checkpoint_dir(results_dir, t.trial_id)) for t in unit}
     given = tune.get_checkpoint()
     if given is not None:
         with given.as_directory() as folder:
             saved = json.loads((Path(folder) / SCHEDULE).read_text())
-            epoch = install(Path(folder), trial.trial_id, results_dir)
-        schedule = saved["schedule"]
-        if saved["trial_id"] != trial.trial_id:  # a copy: its weights go on from the donor's, trained here
-            schedule = [*schedule, {"epoch": epoch, "trial": trial.trial_id, "config": values}]
-    if not schedule:
-        schedule = [{"epoch": 0, "trial": trial.trial_id, "config": values}]
-    ckpt.mkdir(parents=True, exist_ok=True)
-    write_text(ckpt / SCHEDULE, json.dumps({"trial_id": trial.trial_id, "schedule": schedule}))
-    return with_values(trial, schedule[-1]["config"]), schedule
+            copy = saved["unit"] != ids  # a copy: its weights go on from the donor's, trained here
+            for position, trial in enumerate(unit):
+                if recorded.get(trial.trial_id) not in (None, Status.FAILED):
+                    continue
+                donor = _donor(trial, position, saved["members"])
+                epoch = install(Path(folder) / donor["folder"], trial.trial_id, results_dir)
+                schedule = donor["schedule"]
+                if copy:
+                    schedule = [*schedule, {"epoch": epoch, "trial": trial.trial_id, "config": values}]
+                schedules[trial.trial_id] = schedule
+    for trial in unit:
+        schedule = schedules[trial.trial_id] or [{"epoch": 0, "trial": trial.trial_id, "config": values}]
+        schedules[trial.trial_id] = schedule
+        ckpt = checkpoint_dir(results_dir, trial.trial_id)
+        ckpt.mkdir(parents=True, exist_ok=True)
+        write_text(ckpt / SCHEDULE, json.dumps({"trial_id": trial.trial_id, "schedule": schedule}))
+    return [with_values(t, schedules[t.trial_id][-1]["config"]) for t in unit], schedules
 
 
-def report(metrics: dict, trial: Trial, results_dir: Path, schedule: list[dict]) -> None:
-    """Tell Tune one epoch's metrics; at a perturbation epoch with a checkpoint a copying trial starts from."""
+def perturbation_epoch(epoch: int, cfg) -> bool:
+    """Whether PBT may act after this epoch: what a report then carries its snapshot for."""
+    return epoch % cfg.tune.perturbation_interval == 0
+
+
+@contextmanager
+def snapshot(unit: list[Trial], ran: list[str], results_dir: Path, schedules: dict[str, list[dict]], epoch: int):
+    """A folder, for as long as the context lasts, with what a unit that copies this one starts from: one
+    folder per member that ran the epoch (`ran`, trial ids) with its harness checkpoint, and pbt.json
+    listing them with their seeds and schedules."""
+    seeds = {t.trial_id: t.config.seed for t in unit}
+    with tempfile.TemporaryDirectory() as tmp:
+        members = []
+        for position, trial_id in enumerate(ran):
+            ckpt, folder = checkpoint_dir(results_dir, trial_id), Path(tmp, f"member{position}")
+            folder.mkdir()
+            for name in (LAST, "best.pt"):
+                if (ckpt / name).exists():
+                    shutil.copy(ckpt / name, folder / name)
+            members.append({"trial_id": trial_id, "seed": seeds[trial_id], "folder": folder.name,
+                            "schedule": schedules[trial_id]})
+        Path(tmp, SCHEDULE).write_text(json.dumps({"unit": [t.trial_id for t in unit], "epoch": epoch,
+                                                   "members": members}))
+        yield Path(tmp)
+
+
+def report(metrics: dict, unit: list[Trial], ran: list[str], results_dir: Path, schedules: dict[str, list[dict]]) -> None:
+    """Tell Tune one epoch's metrics (a trial's, or a pack's: harness.sweep.tune.pack_report), at a
+    perturbation epoch with the unit's snapshot as its checkpoint."""
     from ray import tune
 
-    epoch = metrics["epoch"]
-    if epoch % trial.config.tune.perturbation_interval:
+    if not perturbation_epoch(metrics["epoch"], unit[0].config):
         tune.report(metrics)
         return
-    ckpt = checkpoint_dir(results_dir, trial.trial_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in (LAST, "best.pt"):
-            if (ckpt / name).exists():
-                shutil.copy(ckpt / name, Path(tmp) / name)
-        Path(tmp, SCHEDULE).write_text(json.dumps({"trial_id": trial.trial_id, "epoch": epoch, "schedule": schedule}))
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+    with snapshot(unit, ran, results_dir, schedules, metrics["epoch"]) as folder:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

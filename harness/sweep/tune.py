@@ -76,7 +76,7 @@ def run_with_retries(trial: Trial, results_dir: str, max_retries: int, on_epoch=
 
 
 def run_pack_with_retries(unit: list[Trial], results_dir: str, max_retries: int, on_pack_epoch=None,
-                          stop: Optional[StopRequest] = None):
+                          stop: Optional[StopRequest] = None, extras: Optional[dict[str, dict]] = None):
     """Run a pack; members that failed (the pack raised) run again as a pack, at most `max_retries`
     times more, each from its last checkpoint. Members with a row already (Tune restarting the pack after
     its worker died: a member that stopped early was written when it stopped) do not run again."""
@@ -87,7 +87,7 @@ def run_pack_with_retries(unit: list[Trial], results_dir: str, max_retries: int,
         return []
     for attempt in range(max_retries + 1):
         for outcome in run_pack(todo, results_dir, pack_id(unit), attempt=attempt + 1, on_pack_epoch=on_pack_epoch,
-                                stop=stop):
+                                stop=stop, extras=extras):
             outcomes[outcome.trial_id] = outcome
         todo = [t for t in todo if outcomes[t.trial_id].status == Status.FAILED]
         if not todo:
@@ -136,17 +136,12 @@ def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, 
         unit = units[tune_config["trial_id"]]
         trial = unit[0]
         cfg = trial.config
-        if len(unit) > 1:
+        if cfg.tune.scheduler == "pbt":
+            _run_pbt_unit(unit, tune_config, results_dir, stop)
+        elif len(unit) > 1:
             run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop,
                                   on_pack_epoch=lambda closed: report(pack_report(
                                       closed, sweep_metric(cfg), seeds_mean=cfg.tune.scheduler != "none"), cfg))
-        elif cfg.tune.scheduler == "pbt":
-            from harness.sweep import pbt
-
-            trial, schedule = pbt.start(trial, tune_config, Path(results_dir))
-            run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
-                             on_epoch=lambda row, _: pbt.report(tune_metrics(row), trial, Path(results_dir), schedule),
-                             extra={"pbt_schedule": json.dumps(schedule)})
         elif workers <= 1:
             run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
                              on_epoch=lambda row, _: report(tune_metrics(row), cfg))
@@ -154,6 +149,26 @@ def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, 
             _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
 
     return trainable
+
+
+def _run_pbt_unit(unit: list[Trial], tune_config: dict, results_dir: str, stop: StopRequest) -> None:
+    """A unit under PBT (harness.sweep.pbt), a trial alone or a pack of one configuration's seeds: started
+    from the checkpoint Tune gives it, with the values it is given, each member's schedule in its row."""
+    from harness.sweep import pbt
+
+    results = Path(results_dir)
+    unit, schedules = pbt.start(unit, tune_config, results)
+    cfg = unit[0].config
+    extras = {tid: {"pbt_schedule": json.dumps(schedule)} for tid, schedule in schedules.items()}
+    if len(unit) > 1:
+        run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop, extras=extras,
+                              on_pack_epoch=lambda closed: pbt.report(
+                                  pack_report(closed, sweep_metric(cfg), seeds_mean=True), unit,
+                                  [tid for tid, _, _ in closed], results, schedules))
+    else:
+        run_with_retries(unit[0], results_dir, cfg.resources.max_retries, stop=stop, extra=extras[unit[0].trial_id],
+                         on_epoch=lambda row, _: pbt.report(tune_metrics(row), unit, [unit[0].trial_id], results,
+                                                            schedules))
 
 
 def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bool, backend: str) -> None:
