@@ -30,6 +30,15 @@ def one_ray():
     ray.shutdown()
 
 
+def run_sweep(tmp_path, sweep: dict):
+    """Run `sweep` through the CLI (it must exit 0): its trials (by id) and epochs tables, and its results folder."""
+    path = tmp_path / f"{sweep['name']}.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    assert main([str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
+    results = tmp_path / sweep["name"]
+    return store.read_table(results, "trials").set_index("trial_id"), store.read_table(results, "epochs"), results
+
+
 def test_pbt_sweeps_are_checked():
     sweep = build_sweep({**BASE, "name": "p", "tune": PBT, "grid": {"optimizer.lr": [0.1, 0.01]}})
     assert [t.config.tune.scheduler for t in sweep.trials] == ["pbt", "pbt"]
@@ -58,13 +67,8 @@ def test_resume_does_not_count_what_pbt_changed_as_a_changed_config():
 
 
 def test_pbt_copies_bottom_trials_from_top_ones_and_records_their_schedules(tmp_path):
-    sweep = {**BASE, "name": "pbt", "tune": PBT, "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}}
-    path = tmp_path / "pbt.yaml"
-    path.write_text(yaml.safe_dump(sweep))
-    assert main([str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
-    results = tmp_path / "pbt"
-    trials = store.read_table(results, "trials").set_index("trial_id")
-    epochs = store.read_table(results, "epochs")
+    trials, epochs, results = run_sweep(tmp_path, {**BASE, "name": "pbt", "tune": PBT,
+                                                   "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}})
     assert sorted(trials.index) == sorted(f"lr={lr}-seed=0" for lr in ("0.3", "0.05", "0.001", "1e-05"))
     assert set(trials["status"]) == {"completed"}
     assert (epochs.groupby("trial_id")["epoch"].apply(list) == [[1, 2, 3, 4, 5, 6]] * 4).all()
@@ -149,14 +153,8 @@ def test_a_pbt_sweep_stopped_by_a_signal_resumes_each_trial_on_its_lineage(tmp_p
 def test_pbt_over_packs_copies_a_configuration_seed_by_seed(tmp_path):
     """Two seeds per configuration: each configuration's seeds train as one pack, PBT ranks the pack by
     their mean, and a copying pack takes the donor pack's member of each seed (schedules, rates, rows)."""
-    sweep = {**BASE, "name": "pbt-packs", "tune": PBT, "seeds": [0, 1],
-             "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}}
-    path = tmp_path / "pbt-packs.yaml"
-    path.write_text(yaml.safe_dump(sweep))
-    assert main([str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
-    results = tmp_path / "pbt-packs"
-    trials = store.read_table(results, "trials").set_index("trial_id")
-    epochs = store.read_table(results, "epochs")
+    trials, epochs, results = run_sweep(tmp_path, {**BASE, "name": "pbt-packs", "tune": PBT, "seeds": [0, 1],
+                                                   "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}})
     assert len(trials) == 8 and set(trials["status"]) == {"completed"}
     assert set(trials["pack_size"]) == {2} and trials["pack_id"].nunique() == 4
     assert (epochs.groupby("trial_id")["epoch"].apply(list) == [[1, 2, 3, 4, 5, 6]] * 8).all()
