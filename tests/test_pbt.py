@@ -147,7 +147,11 @@ def test_a_pbt_sweep_stopped_by_a_signal_resumes_each_trial_on_its_lineage(tmp_p
     assert (epochs.groupby("trial_id")["epoch"].apply(list) == [[1, 2, 3, 4, 5, 6]] * 4).all()
     for tid, before in saved.items():
         after = json.loads(trials.loc[tid, "pbt_schedule"])
-        assert after[:len(before)] == before, (tid, before, after)  # continued, not started over
+        if after[:len(before)] != before:  # it copied a donor at epoch 4, after the resume: the donor's lineage
+            assert after[-1]["trial"] == tid and after[-1]["epoch"] == 4, (tid, before, after)
+            assert after[:-1] in [s for d, s in saved.items() if d != tid], (tid, saved, after)
+    # the resumed population went on in step: copies only at the perturbation epochs
+    assert {step["epoch"] for tid in saved for step in json.loads(trials.loc[tid, "pbt_schedule"])} <= {0, 2, 4}
 
 
 def test_pbt_over_packs_copies_a_configuration_seed_by_seed(tmp_path):
@@ -177,3 +181,113 @@ def test_pbt_over_packs_copies_a_configuration_seed_by_seed(tmp_path):
     assert len(copies) == 2 and sorted(epoch for _, epoch in copies) == [2, 4], schedules
     assert all(len(values) == 2 and values[0] == values[1] for values in copies.values()), copies
     assert not list((results / "checkpoints").glob("*"))
+
+
+def test_population_epoch_is_the_last_perturbation_epoch_every_unit_has_passed():
+    from harness.sweep.pbt import population_epoch
+
+    assert population_epoch({}, 2) == 0  # a new sweep
+    assert population_epoch({"a": 0, "b": 0}, 2) == 0
+    assert population_epoch({"a": 3, "b": 4, "c": 2}, 2) == 2  # c copied or waited at 2, a is mid-interval
+    assert population_epoch({"a": 5, "b": 4}, 2) == 4
+    assert population_epoch({"a": 5, "b": 7}, 3) == 3
+
+
+def toy_population(tmp_path, scheduler, budget: float, resumed: dict | None = None, rejoin=(),
+                   quitter: str | None = None, epochs: int = 6) -> tuple[list[int], list[str]]:
+    """A real Tune run of four toy trials (ids "0.1" to "0.4") under `scheduler`: trial `lr` reports val_acc =
+    lr * epoch each epoch, with a checkpoint holding its epoch and id at each even one. `resumed`: the
+    epoch a trial starts after when Tune gives it no checkpoint (as a --resume), `rejoin`: those that
+    report that epoch again first. `quitter` ends by itself after its first epoch, once the others have
+    got to epoch 2 and wait there (as a trial the health monitor stops). Returns the last epoch each Tune
+    trial reported, in order, once done or out of its time `budget`, and each restart from a checkpoint
+    ("<trial> <epoch> <the checkpoint's trial>")."""
+    import time
+    from pathlib import Path
+
+    from ray import tune
+
+    restarts = tmp_path / "restarts"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    restarts.touch()
+    resumed = resumed or {}
+
+    def trainable(config):
+        tid = config["trial_id"]
+
+        def report(epoch):
+            metrics = {"epoch": epoch, "val_acc": config["optimizer.lr"] * epoch}
+            if epoch % 2:
+                tune.report(metrics)
+                return
+            folder = tmp_path / f"{tid}-{epoch}"
+            folder.mkdir(exist_ok=True)
+            (folder / "epoch").write_text(f"{epoch} {tid}")
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+        start = resumed.get(tid, 0)
+        if tune.get_checkpoint() is not None:
+            with tune.get_checkpoint().as_directory() as folder:
+                start, source = Path(folder, "epoch").read_text().split()
+            start = int(start)
+            with restarts.open("a") as f:
+                f.write(f"{tid} {start} {source}\n")
+        elif tid in rejoin:
+            report(start)
+        for epoch in range(start + 1, epochs + 1):
+            time.sleep(0.05)
+            report(epoch)
+            if tid == quitter:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not all((tmp_path / f"0.{n}-2").exists() for n in "234"):
+                    time.sleep(0.1)
+                time.sleep(1.0)  # for Tune to pause them
+                return
+
+    lrs = ["0.1", "0.2", "0.3", "0.4"]
+    tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 0.25}),
+                       param_space={"trial_id": tune.grid_search(lrs),
+                                    "optimizer.lr": tune.sample_from(lambda spec: float(spec.config["trial_id"]))},
+                       tune_config=tune.TuneConfig(scheduler=scheduler, time_budget_s=budget),
+                       run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0))
+    return sorted(r.metrics.get("epoch") for r in tuner.fit()), sorted(restarts.read_text().splitlines())
+
+
+def test_synchronous_pbt_goes_on_when_the_last_trial_short_of_the_epoch_ends_after_the_others_wait(tmp_path):
+    """Tune's synchronous PBT waits at each perturbation epoch for every live trial. Three trials reach
+    epoch 2 and wait; the fourth ends by itself after epoch 1, after they got there: no result comes to
+    trigger the perturbation. Tune's own scheduler leaves the three paused until the run's time budget
+    (what hung a resumed sweep in CI); the harness's perturbs them and lets them finish."""
+    import ray
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    from harness.sweep.pbt import make_pbt
+
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    cfg = build_sweep({**BASE, "name": "p", "tune": PBT, "grid": {"optimizer.lr": [0.1]}}).trials[0].config
+    ends, _ = toy_population(tmp_path / "harness", make_pbt(cfg, "val_acc", "max"), budget=120, quitter="0.1")
+    assert ends == [1, 6, 6, 6]
+    tunes_own = PopulationBasedTraining(time_attr="epoch", metric="val_acc", mode="max", perturbation_interval=2,
+                                        hyperparam_mutations={"optimizer.lr": [0.1, 0.2]}, synch=True)
+    ends, _ = toy_population(tmp_path / "tune", tunes_own, budget=15, quitter="0.1")
+    assert ends == [1, 2, 2, 2]
+
+
+def test_a_resumed_pbt_population_waits_for_its_next_perturbation_epoch(tmp_path):
+    """A population stopped past its copy at epoch 2: two trials had got to epoch 4 and waited there, one
+    was mid-epoch 4, one mid-epoch 3. Resumed, the scheduler starts at epoch 2 (population_epoch) and the
+    two at epoch 4 report it again: the population is ranked once, at epoch 4, all of it there; the worst
+    (lr 0.1) copies the best (lr 0.4) and the others go on from their own checkpoints."""
+    import ray
+
+    from harness.sweep.pbt import make_pbt, population_epoch
+
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    cfg = build_sweep({**BASE, "name": "p", "tune": PBT, "grid": {"optimizer.lr": [0.1]}}).trials[0].config
+    resumed = {"0.1": 3, "0.2": 4, "0.3": 2, "0.4": 4}
+    start = population_epoch(resumed, 2)
+    assert start == 2
+    ends, restarts = toy_population(tmp_path, make_pbt(cfg, "val_acc", "max", start), budget=120, resumed=resumed,
+                                    rejoin={"0.2", "0.4"})
+    assert ends == [6, 6, 6, 6]
+    assert restarts == ["0.1 4 0.4", "0.2 4 0.2", "0.3 4 0.3", "0.4 4 0.4"], restarts

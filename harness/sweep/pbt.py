@@ -8,7 +8,10 @@ goes on with perturbed hyperparameters (explore: `tune.mutations`, of harness.co
 Tune decides who copies whom and the new values; what is here is the glue:
 - `param_space`: each unit's starting values in its Tune config, where PBT reads and perturbs them;
 - `make_pbt`: Tune's scheduler, keeping each Tune trial's own `trial_id` through a copy (Tune copies
-  the donor's whole config), and leaving units at their last epoch alone;
+  the donor's whole config), leaving units at their last epoch alone, never leaving the population
+  paused when a unit short of the perturbation epoch ends, and starting a resumed population at the
+  perturbation epoch it had passed (`population_epoch`; units that had reached the next one report it
+  again first, `rows_at`);
 - `report`: at each perturbation epoch, a Tune checkpoint holding each member's harness checkpoint
   (last.pt, best.pt) and schedule so far (pbt.json): what a unit that copies it starts from;
 - `start`: a unit (re)started by Tune installs the checkpoint it is given as its own (epoch rows
@@ -31,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from harness import store
@@ -78,17 +82,45 @@ def mutation(value: Any):
     return list(value) if space is None else tune_domain(space)
 
 
-def make_pbt(cfg, metric: str, mode: str):
-    """Tune's PopulationBasedTraining on the epoch, for this sweep's mutations."""
+def make_pbt(cfg, metric: str, mode: str, start_epoch: int = 0):
+    """Tune's PopulationBasedTraining on the epoch, for this sweep's mutations. `start_epoch`: the last
+    perturbation epoch the whole population has passed (population_epoch; 0 for a new sweep): a resumed
+    population waits for its next perturbation epoch, as it would have without the stop."""
+    from ray.tune.experiment import Trial as TuneTrial
     from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-    last_epoch = cfg.train.epochs
+    last_epoch, interval = cfg.train.epochs, cfg.tune.perturbation_interval
 
     class HarnessPBT(PopulationBasedTraining):
+        def on_trial_add(self, tune_controller, trial):
+            super().on_trial_add(tune_controller, trial)
+            state = self._trial_state[trial]
+            state.last_perturbation_time = state.last_train_time = start_epoch
+
         def on_trial_result(self, tune_controller, trial, result):
             if result.get("epoch", 0) >= last_epoch:  # done: a copy now would only repeat its donor's result
                 return TrialScheduler.CONTINUE
             return super().on_trial_result(tune_controller, trial, result)
+
+        def choose_trial_to_run(self, tune_controller):
+            # Tune's synchronous PBT perturbs when a result finds every live trial at the sync epoch. When the
+            # last trial short of it ends first (it stopped itself, failed, or reached its last epoch), no result
+            # comes, and the others stay paused for ever (what hung a resumed sweep). Then: perturb them with
+            # the results they wait with, as that last result would have; if that leaves none to run, let them
+            # run on to the next perturbation epoch
+            chosen = super().choose_trial_to_run(tune_controller)
+            live = list(tune_controller.get_live_trials())
+            if chosen is not None or not live or any(t.status != TuneTrial.PAUSED for t in live):
+                return chosen
+            states = [self._trial_state[t] for t in live]
+            waiting = [t for t, s in zip(live, states) if s.last_result and s.last_perturbation_time < s.last_train_time]
+            if waiting:
+                super().on_trial_result(tune_controller, waiting[0], self._trial_state[waiting[0]].last_result)
+            chosen = super().choose_trial_to_run(tune_controller)
+            if chosen is None:
+                self._next_perturbation_sync = max(s.last_train_time for s in states) + interval
+                chosen = super().choose_trial_to_run(tune_controller)
+            return chosen
 
         # _get_new_config is the hook Tune's own PB2 overrides. Tune gives the copying trial the donor's
         # whole config; the copying trial keeps its own id
@@ -96,12 +128,41 @@ def make_pbt(cfg, metric: str, mode: str):
             config, operations = super()._get_new_config(trial, trial_to_clone)
             return {**config, "trial_id": trial.config["trial_id"]}, operations
 
-    return HarnessPBT(time_attr="epoch", metric=metric, mode=mode, perturbation_interval=cfg.tune.perturbation_interval,
-                      hyperparam_mutations={k: mutation(v) for k, v in cfg.tune.mutations.items()},
-                      quantile_fraction=0.25, resample_probability=0.25, log_config=False,
-                      # synchronous: the population is ranked once all of it has reached the epoch, so who copies
-                      # whom does not depend on which trials happened to run first (a few CPUs or GPUs, many trials)
-                      synch=True)
+    scheduler = HarnessPBT(time_attr="epoch", metric=metric, mode=mode, perturbation_interval=interval,
+                           hyperparam_mutations={k: mutation(v) for k, v in cfg.tune.mutations.items()},
+                           quantile_fraction=0.25, resample_probability=0.25, log_config=False,
+                           # synchronous: the population is ranked once all of it has reached the epoch, so who
+                           # copies whom does not depend on which trials happened to run first (a few CPUs or
+                           # GPUs, many trials)
+                           synch=True)
+    scheduler._next_perturbation_sync = start_epoch + interval
+    return scheduler
+
+
+def rows_at(unit: list[Trial], results_dir: Path, epoch: int) -> dict[str, dict]:
+    """Each member's epoch row at `epoch` (members that have one): what a unit resumed there reports again."""
+    epochs = store.read_table(results_dir, "epochs")
+    at = epochs[epochs["trial_id"].isin([t.trial_id for t in unit]) & (epochs["epoch"] == epoch)]
+    return {row["trial_id"]: {k: v for k, v in row.items() if not pd.isna(v)} for row in at.to_dict("records")}
+
+
+def population_epoch(completed: dict[str, int], interval: int) -> int:
+    """The last perturbation epoch every unit has passed, from each unit's completed epochs (a resumed
+    sweep; 0 for a new one): where synchronous PBT left the population when the sweep stopped."""
+    return min(completed.values(), default=0) // interval * interval
+
+
+def completed_epochs(units: dict[str, list[Trial]], results_dir: Path) -> dict[str, int]:
+    """Unit id -> the epochs its members have completed (their epoch rows; 0 for a unit not started). The
+    members of a pack train in step; a member with its row already (stopped early) is not counted."""
+    epochs = store.read_table(results_dir, "epochs")
+    last = epochs.groupby("trial_id")["epoch"].max().to_dict() if not epochs.empty else {}
+    ended = store.recorded_statuses(results_dir, [t.trial_id for unit in units.values() for t in unit])
+    out = {}
+    for uid, unit in units.items():
+        going = [t.trial_id for t in unit if ended.get(t.trial_id) in (None, Status.FAILED)] or [t.trial_id for t in unit]
+        out[uid] = int(min(last.get(tid, 0) for tid in going))
+    return out
 
 
 def with_values(trial: Trial, values: dict[str, Any]) -> Trial:

@@ -26,6 +26,7 @@ from harness import store
 from harness.config import Trial
 from harness.engine.device import make_accelerator
 from harness.engine.stop import StopRequest, TrialInterrupted, request_stop
+from harness.monitor import Verdict
 from harness.packed_trial import run_pack
 from harness.sweep.packs import member_cap_for, pack_id, plan_packs, why_not_packed
 from harness.sweep.progress import MEMBERS, Progress
@@ -124,10 +125,12 @@ def run_unless_stopped(stop_path: Path, run: Callable[[StopRequest], None]) -> N
         pass
 
 
-def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, backend: str, stop_path: Path):
+def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, backend: str, stop_path: Path,
+                    rejoin: Optional[dict[str, int]] = None):
     """The function Tune runs per unit: look it up by id and run it, a pack or one trial (data-parallel if
     asked). Every epoch is reported to Tune as it ends; a trial's status is read from its Parquet row. Once
-    the driver asks them to stop (`stop_path`, StopSignals), trials save mid-epoch and end with no row."""
+    the driver asks them to stop (`stop_path`, StopSignals), trials save mid-epoch and end with no row.
+    `rejoin` (PBT, --resume): unit id -> the perturbation epoch it had reached, which it reports again."""
 
     def trainable(tune_config: dict) -> None:
         run_unless_stopped(stop_path, lambda stop: run_unit(tune_config, stop))
@@ -137,7 +140,7 @@ def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, 
         trial = unit[0]
         cfg = trial.config
         if cfg.tune.scheduler == "pbt":
-            _run_pbt_unit(unit, tune_config, results_dir, stop)
+            _run_pbt_unit(unit, tune_config, results_dir, stop, (rejoin or {}).get(tune_config["trial_id"]))
         elif len(unit) > 1:
             run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop,
                                   on_pack_epoch=lambda closed: report(pack_report(
@@ -151,24 +154,41 @@ def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, 
     return trainable
 
 
-def _run_pbt_unit(unit: list[Trial], tune_config: dict, results_dir: str, stop: StopRequest) -> None:
+def _run_pbt_unit(unit: list[Trial], tune_config: dict, results_dir: str, stop: StopRequest,
+                  rejoin_epoch: Optional[int] = None) -> None:
     """A unit under PBT (harness.sweep.pbt), a trial alone or a pack of one configuration's seeds: started
-    from the checkpoint Tune gives it, with the values it is given, each member's schedule in its row."""
+    from the checkpoint Tune gives it, with the values it is given, each member's schedule in its row.
+    `rejoin_epoch` (--resume): the unit stopped at a perturbation epoch, waiting for the rest of the
+    population; started by Tune without a checkpoint, it first reports that epoch's rows again, so that
+    synchronous PBT ranks it with the others there before it trains on."""
+    from ray import tune
+
     from harness.sweep import pbt
 
     results = Path(results_dir)
     unit, schedules = pbt.start(unit, tune_config, results)
     cfg = unit[0].config
     extras = {tid: {"pbt_schedule": json.dumps(schedule)} for tid, schedule in schedules.items()}
+
+    def on_pack_epoch(closed):
+        pbt.report(pack_report(closed, sweep_metric(cfg), seeds_mean=True), unit, [tid for tid, _, _ in closed],
+                   results, schedules)
+
+    def on_epoch(row, _verdict):
+        pbt.report(tune_metrics(row), unit, [unit[0].trial_id], results, schedules)
+
+    if rejoin_epoch and tune.get_checkpoint() is None:
+        rows = pbt.rows_at(unit, results, rejoin_epoch)
+        if len(unit) > 1:
+            on_pack_epoch([(tid, row, Verdict()) for tid, row in rows.items()])
+        else:
+            on_epoch(rows[unit[0].trial_id], None)
     if len(unit) > 1:
         run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop, extras=extras,
-                              on_pack_epoch=lambda closed: pbt.report(
-                                  pack_report(closed, sweep_metric(cfg), seeds_mean=True), unit,
-                                  [tid for tid, _, _ in closed], results, schedules))
+                              on_pack_epoch=on_pack_epoch)
     else:
         run_with_retries(unit[0], results_dir, cfg.resources.max_retries, stop=stop, extra=extras[unit[0].trial_id],
-                         on_epoch=lambda row, _: pbt.report(tune_metrics(row), unit, [unit[0].trial_id], results,
-                                                            schedules))
+                         on_epoch=on_epoch)
 
 
 def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bool, backend: str) -> None:
@@ -368,9 +388,10 @@ def check_interrupted(progress: Progress, trials: list[Trial]) -> None:
         raise Interrupted(progress.interrupted, [t.trial_id for t in trials if t.trial_id not in progress.done])
 
 
-def make_scheduler(cfg):
+def make_scheduler(cfg, pbt_start: int = 0):
     """Ray Tune's scheduler for tune.scheduler (None for none). Every one keys on the epoch and the sweep's
-    metric; a trial that reaches its last epoch finishes by itself (best weights on the test split, its row)."""
+    metric; a trial that reaches its last epoch finishes by itself (best weights on the test split, its row).
+    `pbt_start`: the perturbation epoch a resumed PBT population has passed (harness.sweep.pbt.make_pbt)."""
     from ray.tune import schedulers
 
     metric, mode = sweep_metric(cfg), direction(sweep_metric(cfg))
@@ -391,7 +412,7 @@ def make_scheduler(cfg):
     if cfg.tune.scheduler == "pbt":
         from harness.sweep.pbt import make_pbt
 
-        return make_pbt(cfg, metric, mode)
+        return make_pbt(cfg, metric, mode, pbt_start)
     return None
 
 
@@ -574,22 +595,24 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
               f"of {min(map(len, packed))}-{max(map(len, packed))}", flush=True)
     elif why_not_packed(cfg, no_pack) and len(trials) > 1:
         print(f"trials run one by one ({why_not_packed(cfg, no_pack)})", flush=True)
-    # data-parallel trials: NCCL between CUDA devices, gloo otherwise (logical GPUs, CPUs)
     stop_path = stop_file(results_dir)
+    space, start, rejoin = {"trial_id": tune.grid_search(list(units))}, 0, None
+    if cfg.tune.scheduler == "pbt":  # a resumed population starts where it stood (harness.sweep.pbt)
+        from harness.sweep import pbt
+
+        completed = pbt.completed_epochs(units, results_dir)
+        start = pbt.population_epoch(completed, cfg.tune.perturbation_interval)
+        space = pbt.param_space(units, results_dir)
+        rejoin = {uid: epoch for uid, epoch in completed.items()
+                  if start < epoch < cfg.train.epochs and pbt.perturbation_epoch(epoch, cfg)}
+    scheduler = make_scheduler(cfg, pbt_start=start)
+    # data-parallel trials: NCCL between CUDA devices, gloo otherwise (logical GPUs, CPUs)
     trainable = _tune_trainable(units, str(results_dir.resolve()), workers, use_gpu=gpus > 0,
-                                backend="nccl" if cuda else "gloo", stop_path=stop_path)
+                                backend="nccl" if cuda else "gloo", stop_path=stop_path, rejoin=rejoin)
     resources = trial_resources(cfg, gpus)
     trainable = tune.with_resources(trainable, resources)
-
-    scheduler = make_scheduler(cfg)
     progress = Progress(len(trials), sweep_metric(cfg), stream)
     signals = StopSignals(progress, stop_path, wait=workers <= 1)
-    if cfg.tune.scheduler == "pbt":
-        from harness.sweep.pbt import param_space
-
-        space = param_space(units, results_dir)
-    else:
-        space = {"trial_id": tune.grid_search(list(units))}
     tuner = tune.Tuner(
         trainable,
         param_space=space,
