@@ -1,4 +1,5 @@
-"""Shared test helpers: small sweep files written to tmp dirs, and one thread per test process."""
+"""Shared test helpers: small sweep files written to tmp dirs, in-process sweeps on one Ray per module,
+and one thread per test process."""
 
 import os
 
@@ -19,6 +20,35 @@ def write_sweep(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def one_ray():
+    """One Ray for a module's in-process sweeps (harness.sweep.cli.main starts it, or joins the one
+    running), shut down after its last test: `pytestmark = pytest.mark.usefixtures("one_ray")`."""
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture
+def run_sweep(tmp_path):
+    """run_sweep(sweep dict) -> (trials by id, epochs, results folder): the sweep written to the test's tmp
+    dir and run in-process through the CLI, which must exit 0."""
+    import yaml
+
+    from harness import store
+    from harness.sweep.cli import main
+
+    def run(sweep: dict):
+        path = tmp_path / f"{sweep['name']}.yaml"
+        path.write_text(yaml.safe_dump(sweep))
+        assert main([str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
+        results = tmp_path / sweep["name"]
+        return store.read_table(results, "trials").set_index("trial_id"), store.read_table(results, "epochs"), results
+
+    return run
 
 
 from readme_blocks import REPO, readme_block  # noqa: E402 - after the fixtures above, as pytest imports conftest

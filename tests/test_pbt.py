@@ -22,21 +22,7 @@ BASE = {"dataset": DATA, "model": {"arch": "mlp", "widths": [16]}, "optimizer": 
 PBT = {"scheduler": "pbt", "perturbation_interval": 2, "mutations": {"optimizer.lr": {"loguniform": [1.0e-4, 0.5]}}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_ray():
-    yield
-    import ray
-
-    ray.shutdown()
-
-
-def run_sweep(tmp_path, sweep: dict):
-    """Run `sweep` through the CLI (it must exit 0): its trials (by id) and epochs tables, and its results folder."""
-    path = tmp_path / f"{sweep['name']}.yaml"
-    path.write_text(yaml.safe_dump(sweep))
-    assert main([str(path), "--results-dir", str(tmp_path), "--no-report"]) == 0
-    results = tmp_path / sweep["name"]
-    return store.read_table(results, "trials").set_index("trial_id"), store.read_table(results, "epochs"), results
+pytestmark = pytest.mark.usefixtures("one_ray")
 
 
 def test_pbt_sweeps_are_checked():
@@ -50,7 +36,6 @@ def test_pbt_sweeps_are_checked():
             ({**PBT, "perturbation_interval": 6}, {}, "must be below train.epochs"),
             (PBT, {"scheduler": {"name": "cosine"}}, "sets the learning rate itself"),
             ({**PBT, "search": "optuna"}, {}, "runs no searcher beside it"),
-            (PBT, {"resources": {"workers_per_trial": 2}}, "data-parallel trials"),
             ({"mutations": PBT["mutations"]}, {}, "tune.mutations are for tune.scheduler pbt")):
         with pytest.raises(ConfigError, match=message):
             build_sweep({**BASE, "name": "p", "tune": tune, **extra, "grid": {"optimizer.lr": [0.1]}})
@@ -66,8 +51,8 @@ def test_resume_does_not_count_what_pbt_changed_as_a_changed_config():
     assert "optimizer.lr" in config_changes(ran, now)
 
 
-def test_pbt_copies_bottom_trials_from_top_ones_and_records_their_schedules(tmp_path):
-    trials, epochs, results = run_sweep(tmp_path, {**BASE, "name": "pbt", "tune": PBT,
+def test_pbt_copies_bottom_trials_from_top_ones_and_records_their_schedules(run_sweep):
+    trials, epochs, results = run_sweep({**BASE, "name": "pbt", "tune": PBT,
                                                    "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}})
     assert sorted(trials.index) == sorted(f"lr={lr}-seed=0" for lr in ("0.3", "0.05", "0.001", "1e-05"))
     assert set(trials["status"]) == {"completed"}
@@ -154,10 +139,10 @@ def test_a_pbt_sweep_stopped_by_a_signal_resumes_each_trial_on_its_lineage(tmp_p
     assert {step["epoch"] for tid in saved for step in json.loads(trials.loc[tid, "pbt_schedule"])} <= {0, 2, 4}
 
 
-def test_pbt_over_packs_copies_a_configuration_seed_by_seed(tmp_path):
+def test_pbt_over_packs_copies_a_configuration_seed_by_seed(run_sweep):
     """Two seeds per configuration: each configuration's seeds train as one pack, PBT ranks the pack by
     their mean, and a copying pack takes the donor pack's member of each seed (schedules, rates, rows)."""
-    trials, epochs, results = run_sweep(tmp_path, {**BASE, "name": "pbt-packs", "tune": PBT, "seeds": [0, 1],
+    trials, epochs, results = run_sweep({**BASE, "name": "pbt-packs", "tune": PBT, "seeds": [0, 1],
                                                    "grid": {"optimizer.lr": [0.3, 0.05, 0.001, 0.00001]}})
     assert len(trials) == 8 and set(trials["status"]) == {"completed"}
     assert set(trials["pack_size"]) == {2} and trials["pack_id"].nunique() == 4

@@ -427,18 +427,8 @@ class RunConfig(Section):
         if tune.search in ADAPTIVE_SEARCH:
             raise ValueError(f"tune.scheduler pbt evolves the grid's (or random search's) trials; Ray Tune runs no "
                              f"searcher beside it (tune.search is {tune.search})")
-        if self.resources.workers_per_trial > 1:
-            raise ValueError("tune.scheduler pbt copies one trial's weights into another, one process each: "
-                             "data-parallel trials (resources.workers_per_trial > 1) are not supported")
         if not self.train.checkpoint:
             raise ValueError("tune.scheduler pbt copies trials' checkpoints: train.checkpoint must be true")
-        return self
-
-    @model_validator(mode="after")
-    def _hyperband_pauses(self) -> "RunConfig":
-        if self.tune.scheduler == "hyperband" and self.resources.workers_per_trial > 1:
-            raise ValueError("tune.scheduler hyperband pauses and resumes trials, which data-parallel trials "
-                             "(resources.workers_per_trial > 1) cannot: use asha or median_stopping")
         return self
 
     @model_validator(mode="after")

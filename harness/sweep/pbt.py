@@ -274,3 +274,16 @@ def report(metrics: dict, unit: list[Trial], ran: list[str], results_dir: Path, 
         return
     with snapshot(unit, ran, results_dir, schedules, metrics["epoch"]) as folder:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def report_from_worker(metrics: dict, trial: Trial, results_dir: Path, schedules: dict[str, list[dict]],
+                       is_main: bool) -> None:
+    """A data-parallel trial's report of one epoch, on every Ray Train worker: at a perturbation epoch rank
+    0 attaches the trial's snapshot (Ray Train keeps it; the trial's Tune function hands it on to Tune)."""
+    from ray import train
+
+    if not (is_main and perturbation_epoch(metrics["epoch"], trial.config)):
+        train.report(metrics)
+        return
+    with snapshot([trial], [trial.trial_id], results_dir, schedules, metrics["epoch"]) as folder:
+        train.report(metrics, checkpoint=train.Checkpoint.from_directory(folder))

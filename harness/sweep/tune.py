@@ -139,17 +139,18 @@ def _tune_trainable(units: dict, results_dir: str, workers: int, use_gpu: bool, 
         unit = units[tune_config["trial_id"]]
         trial = unit[0]
         cfg = trial.config
-        if cfg.tune.scheduler == "pbt":
-            _run_pbt_unit(unit, tune_config, results_dir, stop, (rejoin or {}).get(tune_config["trial_id"]))
+        rejoin_epoch = (rejoin or {}).get(tune_config["trial_id"])
+        if workers > 1:  # data-parallel: they do not stop mid-epoch (every rank would have to agree on the step)
+            _run_data_parallel(trial, results_dir, workers, use_gpu, backend, tune_config, rejoin_epoch)
+        elif cfg.tune.scheduler == "pbt":
+            _run_pbt_unit(unit, tune_config, results_dir, stop, rejoin_epoch)
         elif len(unit) > 1:
             run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop,
                                   on_pack_epoch=lambda closed: report(pack_report(
                                       closed, sweep_metric(cfg), seeds_mean=cfg.tune.scheduler != "none"), cfg))
-        elif workers <= 1:
+        else:
             run_with_retries(trial, results_dir, cfg.resources.max_retries, stop=stop,
                              on_epoch=lambda row, _: report(tune_metrics(row), cfg))
-        else:  # data-parallel: every rank would have to agree on the step; Tune ends these at once instead
-            _run_data_parallel(trial, results_dir, workers, use_gpu, backend)
 
     return trainable
 
@@ -191,31 +192,64 @@ def _run_pbt_unit(unit: list[Trial], tune_config: dict, results_dir: str, stop: 
                          on_epoch=on_epoch)
 
 
-def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bool, backend: str) -> None:
+def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bool, backend: str,
+                       tune_config: dict, rejoin_epoch: Optional[int] = None) -> None:
     """A data-parallel trial: a Ray Train TorchTrainer with Accelerate inside each worker. Every rank
-    reports each epoch's row (the same numbers: metrics are summed across ranks); Ray Train hands rank
-    0's report to Tune (TuneReportCallback), so schedulers see and prune it like any other trial."""
+    reports each epoch's row (the same numbers: metrics are summed across ranks); rank 0's report reaches
+    Tune through the trial's thread (harness.sweep.data_parallel.Relay), so schedulers see, prune, pause
+    and copy it like any other trial. Under PBT rank 0 attaches the trial's snapshot at each perturbation
+    epoch (a Ray Train checkpoint, which the relay hands to Tune); `rejoin_epoch` as in _run_pbt_unit."""
+    from ray import tune
     from ray.train import RunConfig as TrainRunConfig
     from ray.train import ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from harness.sweep.data_parallel import Relay
+
+    cfg = trial.config
+    schedules = None
+    if cfg.tune.scheduler == "pbt":
+        from harness.sweep import pbt
+
+        [trial], schedules = pbt.start([trial], tune_config, Path(results_dir))
+        if rejoin_epoch and tune.get_checkpoint() is None:
+            row = pbt.rows_at([trial], Path(results_dir), rejoin_epoch)[trial.trial_id]
+            pbt.report(tune_metrics(row), [trial], [trial.trial_id], Path(results_dir), schedules)
+    relay = Relay()
 
     def loop(_config):
         from ray import train
 
-        run_with_retries(trial, results_dir, trial.config.resources.max_retries,
-                         on_epoch=lambda row, _: train.report(tune_metrics(row)),
-                         accelerator=make_accelerator(trial.config.train.precision))
+        accelerator = make_accelerator(trial.config.train.precision)
+
+        def on_epoch(row, _verdict):
+            if schedules is not None:
+                pbt.report_from_worker(tune_metrics(row), trial, Path(results_dir), schedules,
+                                       accelerator.is_main_process)
+            else:
+                train.report(tune_metrics(row))
+            if accelerator.is_main_process:
+                relay.wait_for_tune()  # Tune may pause, copy or stop the trial here: no further until it has said
+
+        extra = {"pbt_schedule": json.dumps(schedules[trial.trial_id])} if schedules is not None else None
+        run_with_retries(trial, results_dir, trial.config.resources.max_retries, on_epoch=on_epoch,
+                         accelerator=accelerator, extra=extra)
+
+    def tell_tune(metrics: dict, folder: Optional[str]) -> None:
+        if folder is None:
+            report(metrics, cfg)
+        else:  # rank 0's PBT snapshot
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     trainer = TorchTrainer(
         loop,
         torch_config=TorchConfig(backend=backend),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": trial.config.resources.cpus_per_trial}),
+                                     resources_per_worker={"CPU": cfg.resources.cpus_per_trial}),
         run_config=TrainRunConfig(name=f"dp-{trial.trial_id}", storage_path=str(Path(results_dir, "_ray").resolve()),
-                                  callbacks=[TuneReportCallback()]),
+                                  callbacks=[relay.callback()]),
     )
-    trainer.fit()
+    relay.run(trainer, tell_tune)
 
 
 def make_callback(progress: Progress, results_dir: Path, unit_of: Callable[[dict], tuple[str, list[Trial]]],
@@ -609,6 +643,10 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
     # data-parallel trials: NCCL between CUDA devices, gloo otherwise (logical GPUs, CPUs)
     trainable = _tune_trainable(units, str(results_dir.resolve()), workers, use_gpu=gpus > 0,
                                 backend="nccl" if cuda else "gloo", stop_path=stop_path, rejoin=rejoin)
+    if workers > 1:  # Tune ending such a trial ends its Train run (harness.sweep.data_parallel)
+        from harness.sweep import data_parallel
+
+        trainable = data_parallel.trainable(trainable)
     resources = trial_resources(cfg, gpus)
     trainable = tune.with_resources(trainable, resources)
     progress = Progress(len(trials), sweep_metric(cfg), stream)
@@ -620,8 +658,9 @@ def run_on_tune(trials: list[Trial], results_dir: Path, *, address: Optional[str
                                     # a worker serves trial after trial: its imports (torch, torch._dynamo) are paid
                                     # once per worker, not per trial (2.65 s -> 0.15-0.25 s a trial on 2 CPUs,
                                     # `python -m harness.bench --ray`); every trial seeds itself and builds a
-                                    # fresh Accelerator
-                                    scheduler=scheduler, reuse_actors=True),
+                                    # fresh Accelerator. Not for data-parallel trials: one that Tune ends
+                                    # aborts its Train run in its actor's cleanup (data_parallel.trainable)
+                                    scheduler=scheduler, reuse_actors=workers <= 1),
         run_config=run_config(cfg, results_dir, make_callback(
             progress, results_dir, lambda config: (config["trial_id"], units[config["trial_id"]]), signals,
             on_finished)),
