@@ -159,11 +159,7 @@ def _run_pbt_unit(unit: list[Trial], tune_config: dict, results_dir: str, stop: 
                   rejoin_epoch: Optional[int] = None) -> None:
     """A unit under PBT (harness.sweep.pbt), a trial alone or a pack of one configuration's seeds: started
     from the checkpoint Tune gives it, with the values it is given, each member's schedule in its row.
-    `rejoin_epoch` (--resume): the unit stopped at a perturbation epoch, waiting for the rest of the
-    population; started by Tune without a checkpoint, it first reports that epoch's rows again, so that
-    synchronous PBT ranks it with the others there before it trains on."""
-    from ray import tune
-
+    `rejoin_epoch` (--resume): the perturbation epoch it stopped at (_rejoin)."""
     from harness.sweep import pbt
 
     results = Path(results_dir)
@@ -178,18 +174,32 @@ def _run_pbt_unit(unit: list[Trial], tune_config: dict, results_dir: str, stop: 
     def on_epoch(row, _verdict):
         pbt.report(tune_metrics(row), unit, [unit[0].trial_id], results, schedules)
 
-    if rejoin_epoch and tune.get_checkpoint() is None:
-        rows = pbt.rows_at(unit, results, rejoin_epoch)
-        if len(unit) > 1:
-            on_pack_epoch([(tid, row, Verdict()) for tid, row in rows.items()])
-        else:
-            on_epoch(rows[unit[0].trial_id], None)
+    _rejoin(unit, results, rejoin_epoch, schedules)
     if len(unit) > 1:
         run_pack_with_retries(unit, results_dir, cfg.resources.max_retries, stop=stop, extras=extras,
                               on_pack_epoch=on_pack_epoch)
     else:
         run_with_retries(unit[0], results_dir, cfg.resources.max_retries, stop=stop, extra=extras[unit[0].trial_id],
                          on_epoch=on_epoch)
+
+
+def _rejoin(unit: list[Trial], results: Path, epoch: Optional[int], schedules: dict[str, list[dict]]) -> None:
+    """A PBT unit that --resume found waiting at a perturbation epoch (`epoch`; None: not one), started by
+    Tune without a checkpoint: it reports that epoch's rows again, with its snapshot, so that synchronous
+    PBT ranks it with the others there before it trains on."""
+    from ray import tune
+
+    from harness.sweep import pbt
+
+    if not epoch or tune.get_checkpoint() is not None:
+        return
+    rows = pbt.rows_at(unit, results, epoch)
+    if len(unit) > 1:
+        metrics = pack_report([(tid, row, Verdict()) for tid, row in rows.items()], sweep_metric(unit[0].config),
+                              seeds_mean=True)
+    else:
+        metrics = tune_metrics(rows[unit[0].trial_id])
+    pbt.report(metrics, unit, list(rows), results, schedules)
 
 
 def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bool, backend: str,
@@ -212,9 +222,7 @@ def _run_data_parallel(trial: Trial, results_dir: str, workers: int, use_gpu: bo
         from harness.sweep import pbt
 
         [trial], schedules = pbt.start([trial], tune_config, Path(results_dir))
-        if rejoin_epoch and tune.get_checkpoint() is None:
-            row = pbt.rows_at([trial], Path(results_dir), rejoin_epoch)[trial.trial_id]
-            pbt.report(tune_metrics(row), [trial], [trial.trial_id], Path(results_dir), schedules)
+        _rejoin([trial], Path(results_dir), rejoin_epoch, schedules)
     relay = Relay()
 
     def loop(_config):
